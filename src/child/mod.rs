@@ -1,0 +1,249 @@
+//! The child process: spawning it in its own process group with piped stdio, writing to its
+//! stdin, pumping its stderr into logs, observing its exit, and stopping it
+//! (PROTOCOL.md sections 1.1 and 1.3, DESIGN.md section 4).
+//!
+//! Invariants: the child is the leader of a new process group, so signals reach every process it
+//! started (npx starts node, uvx starts python); stdin is written only by the writer task, from a
+//! bounded queue of whole lines; stderr is always drained, so the child never blocks on it; the
+//! exit status is published once on a watch channel.
+
+mod stderr;
+
+use crate::jsonrpc::codec::LineCodec;
+use bytes::Bytes;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use std::fmt;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::process::{ChildStdin, ChildStdout, Command};
+use tokio::sync::{mpsc, watch};
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// What to start and how: the command line, its environment and the I/O bounds.
+#[derive(Debug, Clone)]
+pub struct ChildSpec {
+    /// Program to run (looked up on `PATH`).
+    pub program: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Extra environment variables (`--env K=V`), applied after inheritance.
+    pub env: Vec<(String, String)>,
+    /// When true the child starts from an empty environment plus `env`.
+    pub clear_env: bool,
+    /// Longest stdout line accepted, in bytes; longer lines are skipped.
+    pub max_line_bytes: usize,
+    /// Capacity of the queue of lines waiting to be written to stdin, in messages.
+    pub stdin_queue: usize,
+}
+
+/// How the child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitInfo {
+    /// The exit code, when it exited normally.
+    pub code: Option<i32>,
+    /// The signal number, when a signal killed it.
+    pub signal: Option<i32>,
+}
+
+impl fmt::Display for ExitInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.code, self.signal) {
+            (Some(c), _) => write!(f, "exited with status {c}"),
+            (None, Some(s)) => match Signal::try_from(s) {
+                Ok(sig) => write!(f, "killed by signal {s} ({sig})"),
+                Err(_) => write!(f, "killed by signal {s}"),
+            },
+            (None, None) => write!(f, "exited (status unknown)"),
+        }
+    }
+}
+
+/// A running child: its pid, the stdin queue, the stdout frame stream and its exit.
+pub struct SpawnedChild {
+    /// Process id, which is also its process group id.
+    pub pid: u32,
+    /// Queue of complete lines (each ending in `\n`) for the child's stdin.
+    pub stdin: mpsc::Sender<Bytes>,
+    /// The child's stdout, split into lines.
+    pub stdout: FramedRead<ChildStdout, LineCodec>,
+    /// Control of the running process.
+    pub control: ChildControl,
+}
+
+/// Cloneable control of a running child: observe its exit, stop it.
+#[derive(Clone, Debug)]
+pub struct ChildControl {
+    pid: u32,
+    exit: watch::Receiver<Option<ExitInfo>>,
+    close_stdin: CancellationToken,
+}
+
+/// Spawns the child described by `spec`, with its helper tasks on `tracker`.
+///
+/// Errors: the `io::Error` of the spawn (e.g. `NotFound` for an unknown program).
+pub fn spawn(spec: &ChildSpec, tracker: &TaskTracker) -> std::io::Result<SpawnedChild> {
+    let mut cmd = Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    if spec.clear_env {
+        cmd.env_clear();
+    }
+    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
+    let mut child = cmd.spawn()?;
+    let pid = child.id().expect("a just-spawned child has a pid");
+    let (stdin, stdout, err) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
+    let (stdin, stdout, err) = (
+        stdin.expect("piped"),
+        stdout.expect("piped"),
+        err.expect("piped"),
+    );
+    let (line_tx, line_rx) = mpsc::channel(spec.stdin_queue.max(1));
+    let close_stdin = CancellationToken::new();
+    tracker.spawn(write_stdin(stdin, line_rx, close_stdin.clone(), pid));
+    tracker.spawn(stderr::pump(err, pid));
+    let (exit_tx, exit_rx) = watch::channel(None);
+    tracker.spawn(async move {
+        let info = match child.wait().await {
+            Ok(status) => exit_info(status),
+            Err(_) => ExitInfo {
+                code: None,
+                signal: None,
+            },
+        };
+        if info.code == Some(0) {
+            tracing::info!(child.pid = pid, status = %info, "child exited");
+        } else {
+            tracing::warn!(child.pid = pid, status = %info, "child exited");
+        }
+        let _ = exit_tx.send(Some(info));
+    });
+    tracing::info!(child.pid = pid, program = %spec.program, "child started");
+    Ok(SpawnedChild {
+        pid,
+        stdin: line_tx,
+        stdout: FramedRead::new(stdout, LineCodec::new(spec.max_line_bytes)),
+        control: ChildControl {
+            pid,
+            exit: exit_rx,
+            close_stdin,
+        },
+    })
+}
+
+fn exit_info(status: std::process::ExitStatus) -> ExitInfo {
+    use std::os::unix::process::ExitStatusExt;
+    ExitInfo {
+        code: status.code(),
+        signal: status.signal(),
+    }
+}
+
+/// Writes queued lines to stdin, flushing whenever the queue runs empty; closes stdin (EOF) when
+/// `close` fires or every sender is gone.
+async fn write_stdin(
+    stdin: ChildStdin,
+    mut lines: mpsc::Receiver<Bytes>,
+    close: CancellationToken,
+    pid: u32,
+) {
+    let mut out = BufWriter::with_capacity(64 * 1024, stdin);
+    loop {
+        let line = tokio::select! {
+            biased;
+            _ = close.cancelled() => break,
+            line = lines.recv() => match line { Some(l) => l, None => break },
+        };
+        let mut result = out.write_all(&line).await;
+        while let (Ok(()), Ok(next)) = (&result, lines.try_recv()) {
+            result = out.write_all(&next).await;
+        }
+        if let Err(e) = result.and(out.flush().await) {
+            tracing::warn!(child.pid = pid, error = %e, "writing to child stdin failed");
+            break;
+        }
+    }
+    let _ = out.shutdown().await;
+}
+
+impl ChildControl {
+    /// The child's pid (also its process group id).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// A receiver that holds `Some(ExitInfo)` once the child has exited.
+    pub fn exit(&self) -> watch::Receiver<Option<ExitInfo>> {
+        self.exit.clone()
+    }
+
+    /// Waits until the child has exited and returns how. Cancel safe.
+    pub async fn exited(&self) -> ExitInfo {
+        let mut rx = self.exit.clone();
+        let info = rx.wait_for(|e| e.is_some()).await.map(|e| *e);
+        info.ok().flatten().unwrap_or(ExitInfo {
+            code: None,
+            signal: None,
+        })
+    }
+
+    /// Stops the child per the MCP stdio shutdown sequence (PROTOCOL.md section 1.3): close its
+    /// stdin, wait up to `step`, SIGTERM its process group, wait up to `step`, SIGKILL the group.
+    /// Returns how the child ended. Takes at most about `2 * step` plus the final reap.
+    pub async fn stop(&self, step: Duration) -> ExitInfo {
+        self.close_stdin.cancel();
+        if let Ok(info) = tokio::time::timeout(step, self.exited()).await {
+            self.signal_group_until_empty(step).await;
+            return info;
+        }
+        tracing::info!(
+            child.pid = self.pid,
+            "child ignored stdin EOF, sending SIGTERM"
+        );
+        self.signal_group(Signal::SIGTERM);
+        let _ = tokio::time::timeout(step, self.exited()).await;
+        self.signal_group_until_empty(step).await;
+        self.exited().await
+    }
+
+    /// After the child itself exited, makes sure nothing it started lives on in its group:
+    /// SIGTERM, up to `step` of grace, then SIGKILL.
+    async fn signal_group_until_empty(&self, step: Duration) {
+        if !self.group_alive() {
+            return;
+        }
+        self.signal_group(Signal::SIGTERM);
+        let deadline = tokio::time::Instant::now() + step;
+        while self.group_alive() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if self.group_alive() {
+            tracing::warn!(
+                child.pid = self.pid,
+                "process group survived SIGTERM, sending SIGKILL"
+            );
+            self.signal_group(Signal::SIGKILL);
+        }
+    }
+
+    fn signal_group(&self, sig: Signal) {
+        let pgid = Pid::from_raw(self.pid as i32);
+        if let Err(e) = killpg(pgid, sig) {
+            if e != nix::errno::Errno::ESRCH {
+                tracing::warn!(child.pid = self.pid, error = %e, signal = %sig, "killpg failed");
+            }
+        }
+    }
+
+    /// True while any process of the child's process group exists (signal 0 probe).
+    fn group_alive(&self) -> bool {
+        killpg(Pid::from_raw(self.pid as i32), None).is_ok()
+    }
+}

@@ -1,0 +1,103 @@
+//! Raw command-line flags (stage one of two; [`crate::config`] validates them).
+//!
+//! Every option can also be set through an `MCP_BRIDGE_*` environment variable, except `--env`
+//! (the child inherits the bridge's own environment, so set the variable directly instead).
+
+use clap::{Parser, ValueEnum};
+use std::time::Duration;
+
+/// Default listen host: loopback only (PROTOCOL.md section 2.2: bind localhost when local).
+pub const DEFAULT_HOST: &str = "127.0.0.1";
+/// Default listen port.
+pub const DEFAULT_PORT: u16 = 8080;
+/// Default path of the Streamable HTTP MCP endpoint.
+pub const DEFAULT_MCP_PATH: &str = "/mcp";
+/// Default longest line accepted from the child's stdout: 16 MiB.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
+/// Default largest POST body accepted: 16 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// Default interval of SSE keep-alive comments.
+pub const DEFAULT_SSE_KEEP_ALIVE: &str = "15s";
+/// Default time in-flight requests get to finish after SIGTERM/SIGINT.
+pub const DEFAULT_SHUTDOWN_GRACE: &str = "10s";
+/// Default time the child gets to answer the bridge's own `initialize`.
+pub const DEFAULT_INIT_TIMEOUT: &str = "60s";
+/// Default time a request waits for the child's response.
+pub const DEFAULT_REQUEST_TIMEOUT: &str = "300s";
+/// Default maximum number of open sessions.
+pub const DEFAULT_MAX_SESSIONS: usize = 10_000;
+/// Default capacity of a session's GET-stream outbox, in messages.
+pub const DEFAULT_SESSION_OUTBOX: usize = 256;
+/// Default capacity of the queue of lines to the child's stdin, in messages.
+pub const DEFAULT_CHILD_QUEUE: usize = 4096;
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `mcp-bridge [OPTIONS] -- CMD [ARGS]...`: serve a stdio MCP server over Streamable HTTP.
+#[derive(Parser, Debug)]
+#[command(
+    name = "mcp-bridge",
+    version,
+    about,
+    override_usage = "mcp-bridge [OPTIONS] -- CMD [ARGS]..."
+)]
+pub struct Cli {
+    /// Address to listen on (IP or host name).
+    #[arg(long, env = "MCP_BRIDGE_HOST", default_value = DEFAULT_HOST)]
+    pub host: String,
+    /// TCP port to listen on (0 picks a free port).
+    #[arg(long, short = 'p', env = "MCP_BRIDGE_PORT", default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+    /// Path of the Streamable HTTP MCP endpoint.
+    #[arg(long, env = "MCP_BRIDGE_MCP_PATH", default_value = DEFAULT_MCP_PATH)]
+    pub mcp_path: String,
+    /// Log filter: a level (error, warn, info, debug, trace) or tracing directives.
+    #[arg(long, env = "MCP_BRIDGE_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Log format.
+    #[arg(long, env = "MCP_BRIDGE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Extra environment variable for the child, K=V (repeatable).
+    #[arg(long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Start the child with an empty environment (plus --env) instead of inheriting the bridge's.
+    #[arg(long, env = "MCP_BRIDGE_CLEAR_ENV")]
+    pub clear_env: bool,
+    /// Longest line accepted from the child's stdout, in bytes; longer lines are skipped.
+    #[arg(long, env = "MCP_BRIDGE_MAX_LINE_BYTES", default_value_t = DEFAULT_MAX_LINE_BYTES)]
+    pub max_line_bytes: usize,
+    /// Largest POST body accepted, in bytes (413 above it).
+    #[arg(long, env = "MCP_BRIDGE_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    /// Interval of SSE keep-alive comments (e.g. 15s).
+    #[arg(long, env = "MCP_BRIDGE_SSE_KEEP_ALIVE", default_value = DEFAULT_SSE_KEEP_ALIVE, value_parser = humantime::parse_duration)]
+    pub sse_keep_alive: Duration,
+    /// Time in-flight requests get to finish after SIGTERM/SIGINT before the child is stopped.
+    #[arg(long, env = "MCP_BRIDGE_SHUTDOWN_GRACE", default_value = DEFAULT_SHUTDOWN_GRACE, value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+    /// Time the child gets to answer the bridge's initialize.
+    #[arg(long, env = "MCP_BRIDGE_INIT_TIMEOUT", default_value = DEFAULT_INIT_TIMEOUT, value_parser = humantime::parse_duration)]
+    pub init_timeout: Duration,
+    /// Time a request waits for the child's response before it fails (-32001).
+    #[arg(long, env = "MCP_BRIDGE_REQUEST_TIMEOUT", default_value = DEFAULT_REQUEST_TIMEOUT, value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+    /// Maximum number of open sessions (503 on initialize above it).
+    #[arg(long, env = "MCP_BRIDGE_MAX_SESSIONS", default_value_t = DEFAULT_MAX_SESSIONS)]
+    pub max_sessions: usize,
+    /// Messages a session's GET stream may have queued before it is closed as a slow consumer.
+    #[arg(long, env = "MCP_BRIDGE_SESSION_OUTBOX", default_value_t = DEFAULT_SESSION_OUTBOX)]
+    pub session_outbox: usize,
+    /// Messages that may wait for the child's stdin before requests are refused (-32002).
+    #[arg(long, env = "MCP_BRIDGE_CHILD_QUEUE", default_value_t = DEFAULT_CHILD_QUEUE)]
+    pub child_queue: usize,
+    /// The stdio MCP server to run, after `--`.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}

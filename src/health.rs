@@ -1,0 +1,87 @@
+//! `/healthz` (the process serves), `/readyz` (the child is running and initialized, and the
+//! bridge is not draining) and `/metrics` (Prometheus text), plus the 404 for other paths.
+
+use crate::app::{AppState, UpstreamState};
+use crate::error::HttpError;
+use crate::jsonrpc;
+use crate::transport::{full, Body};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use serde_json::json;
+
+fn only_get<B>(req: &Request<B>) -> Result<(), Response<Body>> {
+    if req.method() == Method::GET || req.method() == Method::HEAD {
+        return Ok(());
+    }
+    Err(HttpError::method_not_allowed("GET, HEAD").into_response())
+}
+
+fn json(status: StatusCode, value: serde_json::Value) -> Response<Body> {
+    let mut resp = Response::new(full(serde_json::to_vec(&value).expect("serializes")));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// 200 `{"status":"ok","version":..,"uptime_seconds":..}` while the process serves HTTP.
+pub fn healthz<B>(req: &Request<B>, state: &AppState) -> Response<Body> {
+    if let Err(resp) = only_get(req) {
+        return resp;
+    }
+    json(
+        StatusCode::OK,
+        json!({
+            "status": "ok",
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_seconds": state.started.elapsed().as_secs(),
+            "transports": ["streamable-http"],
+        }),
+    )
+}
+
+/// 200 `{"status":"ready"}` only while the child is initialized and the bridge is not draining;
+/// otherwise 503 `{"status":"not ready","reason":..}`.
+pub fn readyz<B>(req: &Request<B>, state: &AppState) -> Response<Body> {
+    if let Err(resp) = only_get(req) {
+        return resp;
+    }
+    let upstream = state.upstream.borrow().clone();
+    let reason = match (&upstream, state.shutdown.is_cancelled()) {
+        (_, true) => "draining: mcp-bridge is shutting down".to_string(),
+        (UpstreamState::Ready(_), false) => {
+            return json(StatusCode::OK, json!({ "status": "ready" }))
+        }
+        (other, false) => other.describe(),
+    };
+    json(
+        StatusCode::SERVICE_UNAVAILABLE,
+        json!({ "status": "not ready", "reason": reason }),
+    )
+}
+
+/// The Prometheus text exposition of the bridge's registry.
+pub fn metrics<B>(req: &Request<B>, state: &AppState) -> Response<Body> {
+    if let Err(resp) = only_get(req) {
+        return resp;
+    }
+    let mut resp = Response::new(full(crate::metrics::render(&state.registry)));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    resp
+}
+
+/// 404 for any other path, naming the MCP endpoint.
+pub fn not_found(path: &str, mcp_path: &str) -> Response<Body> {
+    HttpError::new(
+        StatusCode::NOT_FOUND,
+        jsonrpc::INVALID_REQUEST,
+        format!("Not Found: {path:?}; the MCP endpoint is {mcp_path:?}"),
+    )
+    .into_response()
+}

@@ -1,0 +1,22 @@
+//! mcp-bridge: serve a stdio MCP server over Streamable HTTP, many client sessions sharing one
+//! child process (see DESIGN.md in the team's shared notes for the architecture).
+//!
+//! The binary is a thin wrapper: it parses [`cli::Cli`], validates it into [`config::Config`],
+//! sets up [`telemetry`] and calls [`run`].
+
+pub mod app;
+pub mod child;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod jsonrpc;
+pub mod metrics;
+pub mod protocol;
+pub mod router;
+pub mod session;
+pub mod shutdown;
+pub mod telemetry;
+pub mod transport;
+
+pub use app::{run, serve};

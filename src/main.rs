@@ -1,0 +1,60 @@
+//! `mcp-bridge` binary: parse, validate, set up logging, run; exit 64 on usage or configuration
+//! errors, 1 on runtime failure.
+
+use clap::Parser;
+use mcp_bridge::cli::Cli;
+use mcp_bridge::config::Config;
+use std::process::ExitCode;
+
+/// Exit code for usage and configuration errors (sysexits EX_USAGE).
+const EXIT_USAGE: u8 = 64;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => return usage_error(&first_line(&e.to_string())),
+    };
+    let config = match Config::from_cli(cli) {
+        Ok(config) => config,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    if let Err(e) = mcp_bridge::telemetry::init(&config.log_filter, config.log_format) {
+        return usage_error(&e);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mcp-bridge: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(mcp_bridge::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "mcp-bridge failed");
+            eprintln!("mcp-bridge: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("mcp-bridge: {message} (see mcp-bridge --help)");
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// clap renders errors over several lines (message, usage, hint); keep the message line.
+fn first_line(rendered: &str) -> String {
+    let line = rendered
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid arguments");
+    line.trim_start_matches("error: ").to_string()
+}

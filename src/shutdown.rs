@@ -1,0 +1,45 @@
+//! The shutdown sequence, written down once (DESIGN.md section 4, PROTOCOL.md section 1.3):
+//! stop accepting (done by the caller), mark draining, close GET streams, let in-flight requests
+//! finish for up to the grace period, then stop the child (stdin EOF, SIGTERM, SIGKILL to its
+//! process group).
+
+use crate::app::AppState;
+use crate::child::ChildControl;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::time::Duration;
+use tokio::signal::unix::{signal as unix_signal, SignalKind};
+
+/// How long each step of stopping the child waits (after stdin EOF, after SIGTERM), as the SDK
+/// clients do (2 s each). Total shutdown time is at most `shutdown_grace + 2 * CHILD_STOP_STEP`
+/// plus a moment.
+pub const CHILD_STOP_STEP: Duration = Duration::from_secs(2);
+
+/// Completes on the first SIGTERM or SIGINT.
+pub async fn signal() {
+    let mut term = unix_signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    let mut int = unix_signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!(signal = name, "shutdown requested");
+}
+
+/// Runs the drain: readiness red, streams closed, in-flight requests finished or cut at the
+/// grace period, child stopped.
+pub async fn drain(state: &AppState, graceful: GracefulShutdown, child: &ChildControl) {
+    state.shutdown.cancel();
+    state.sessions.close_all_streams();
+    let grace = state.config.shutdown_grace;
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_ms = grace.as_millis() as u64,
+            "connections still open after the grace period; closing them"
+        );
+    }
+    let info = child.stop(CHILD_STOP_STEP).await;
+    tracing::info!(child.pid = child.pid(), status = %info, "child stopped; mcp-bridge exiting");
+}

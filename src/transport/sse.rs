@@ -1,0 +1,35 @@
+//! Server-Sent Events encoding shared by the SSE-speaking transports (PROTOCOL.md section 9,
+//! item 4): one JSON-RPC message per `event: message`, its JSON on a single `data:` line.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// A keep-alive comment; clients and proxies see traffic, SSE parsers ignore it.
+pub const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
+
+/// Encodes one JSON-RPC message (compact JSON bytes) as an SSE `message` event.
+/// Raw `\r`/`\n` bytes can only be insignificant whitespace in valid JSON text, so they are
+/// turned into spaces: an event is always exactly one `data:` line.
+pub fn message_event(json: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(json.len() + 24);
+    out.put_slice(b"event: message\ndata: ");
+    let start = out.len();
+    out.put_slice(json);
+    for b in &mut out[start..] {
+        if *b == b'\n' || *b == b'\r' {
+            *b = b' ';
+        }
+    }
+    out.put_slice(b"\n\n");
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_data_line_per_event() {
+        let ev = message_event(b"{\"a\":\r\n1}");
+        assert_eq!(&ev[..], b"event: message\ndata: {\"a\":  1}\n\n");
+    }
+}

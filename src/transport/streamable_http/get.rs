@@ -1,0 +1,95 @@
+//! GET on the MCP path: the session's stream of server messages (PROTOCOL.md section 2.4), with
+//! keep-alive comments and the headers that stop intermediaries from buffering. A new GET of the
+//! same session replaces the previous stream, which then ends.
+
+use super::{check_version_header, require_session};
+use crate::app::AppState;
+use crate::error::HttpError;
+use crate::jsonrpc;
+use crate::transport::{sse, Body};
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use std::convert::Infallible;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::{interval_at, Instant, Interval, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+/// Opens the SSE stream of the session named by `Mcp-Session-Id`.
+/// Errors: 400 (no session header, bad version header), 404 (unknown session),
+/// 406 (an `Accept` that excludes `text/event-stream`), 503 (shutting down).
+pub fn handle(req: &Request<Incoming>, state: &AppState) -> Result<Response<Body>, HttpError> {
+    check_version_header(req.headers())?;
+    let session = require_session(req.headers(), state)?;
+    if !accepts_event_stream(req.headers()) {
+        return Err(HttpError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            jsonrpc::INVALID_REQUEST,
+            "Not Acceptable: the GET stream is text/event-stream; include it in Accept",
+        ));
+    }
+    if state.shutdown.is_cancelled() {
+        return Err(HttpError::unavailable(
+            jsonrpc::UPSTREAM_UNAVAILABLE,
+            "mcp-bridge is shutting down",
+            1,
+        ));
+    }
+    let rx = session.attach_stream();
+    tracing::debug!(session.id = %session.id, "GET stream opened");
+    Ok(sse_response(
+        rx,
+        state.config.sse_keep_alive,
+        state.shutdown.clone(),
+    ))
+}
+
+fn accepts_event_stream(headers: &http::HeaderMap) -> bool {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    accept.split(',').any(|part| {
+        let media = part.split(';').next().unwrap_or("").trim();
+        media.eq_ignore_ascii_case("text/event-stream")
+            || media == "*/*"
+            || media.eq_ignore_ascii_case("text/*")
+    })
+}
+
+/// An SSE response streaming the events of `rx`, a keep-alive comment every `keep_alive` of
+/// silence, ending when `rx` closes (session ended or stream replaced) or `shutdown` fires.
+pub fn sse_response(
+    rx: mpsc::Receiver<Bytes>,
+    keep_alive: Duration,
+    shutdown: CancellationToken,
+) -> Response<Body> {
+    let mut ticker = interval_at(Instant::now() + keep_alive, keep_alive);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let stream = futures_util::stream::unfold((rx, ticker, shutdown), next_event);
+    let mut resp = Response::new(StreamBody::new(stream).boxed_unsync());
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
+}
+
+type StreamState = (mpsc::Receiver<Bytes>, Interval, CancellationToken);
+
+async fn next_event(
+    (mut rx, mut ticker, shutdown): StreamState,
+) -> Option<(Result<Frame<Bytes>, Infallible>, StreamState)> {
+    let chunk = tokio::select! {
+        biased;
+        _ = shutdown.cancelled() => return None,
+        msg = rx.recv() => msg?,
+        _ = ticker.tick() => Bytes::from_static(sse::KEEP_ALIVE),
+    };
+    ticker.reset();
+    Some((Ok(Frame::data(chunk)), (rx, ticker, shutdown)))
+}

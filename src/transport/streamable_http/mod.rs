@@ -1,0 +1,68 @@
+//! Streamable HTTP transport on the MCP path (PROTOCOL.md sections 2.2-2.6): POST carries client
+//! messages, GET opens the session's stream of server messages, DELETE ends the session.
+//!
+//! Owns: the header rules shared by the three methods (`Mcp-Session-Id`, `MCP-Protocol-Version`)
+//! and dispatch by method. Every failure leaves through [`HttpError`].
+
+mod delete;
+mod get;
+mod post;
+
+use crate::app::AppState;
+use crate::error::HttpError;
+use crate::jsonrpc;
+use crate::protocol;
+use crate::session::Session;
+use crate::transport::Body;
+use http::{HeaderMap, Method, Request, Response};
+use hyper::body::Incoming;
+use std::sync::Arc;
+
+/// Name of the session header (case-insensitive on the wire).
+pub const SESSION_HEADER: &str = "mcp-session-id";
+/// Name of the protocol version header.
+pub const VERSION_HEADER: &str = "mcp-protocol-version";
+/// Methods the MCP endpoint accepts, for `Allow`.
+const ALLOW: &str = "GET, POST, DELETE";
+
+/// Serves one request to the MCP path. Never fails: errors become responses.
+pub async fn handle(req: Request<Incoming>, state: Arc<AppState>) -> Response<Body> {
+    let result = match *req.method() {
+        Method::POST => post::handle(req, &state).await,
+        Method::GET => get::handle(&req, &state),
+        Method::DELETE => delete::handle(&req, &state).await,
+        _ => Err(HttpError::method_not_allowed(ALLOW)),
+    };
+    result.unwrap_or_else(HttpError::into_response)
+}
+
+/// Validates `MCP-Protocol-Version` when present: 400 when it names a version the bridge does
+/// not support (PROTOCOL.md section 2.6). Absent is fine (the negotiated version applies).
+fn check_version_header(headers: &HeaderMap) -> Result<(), HttpError> {
+    let Some(value) = headers.get(VERSION_HEADER) else {
+        return Ok(());
+    };
+    let text = value.to_str().unwrap_or("");
+    if protocol::supported(text).is_some() {
+        return Ok(());
+    }
+    Err(HttpError::bad_request(
+        jsonrpc::INVALID_REQUEST,
+        format!(
+            "Bad Request: unsupported MCP-Protocol-Version {text:?}; supported: {}",
+            protocol::SUPPORTED_VERSIONS.join(", ")
+        ),
+    ))
+}
+
+/// The session named by `Mcp-Session-Id`: 400 when the header is missing, 404 when unknown.
+fn require_session(headers: &HeaderMap, state: &AppState) -> Result<Arc<Session>, HttpError> {
+    let Some(value) = headers.get(SESSION_HEADER) else {
+        return Err(HttpError::missing_session());
+    };
+    let id = value.to_str().map_err(|_| HttpError::unknown_session())?;
+    state
+        .sessions
+        .get(id)
+        .ok_or_else(HttpError::unknown_session)
+}
