@@ -21,7 +21,8 @@
 //! Tools: `echo {message: string}` (returns the message unchanged),
 //! `add {a: number, b: number}`, `sleep {ms: integer}` (answered from its own
 //! thread, so it never blocks other requests), `env {name: string}` (the
-//! variable's value or an empty string) and `pid {}`. An unknown tool gets
+//! variable's value or an empty string), `pid {}` and `notify {message}` (sends
+//! a `notifications/message` carrying the message first). An unknown tool gets
 //! JSON-RPC error `-32602`; bad arguments get a result with `isError: true`.
 //!
 //! Flags, to provoke a bridge's error handling:
@@ -386,6 +387,11 @@ fn tools_list() -> Value {
             &json!({"name": {"type": "string"}}),
         ),
         tool("pid", "Returns the server's process id.", &json!({})),
+        tool(
+            "notify",
+            "Sends notifications/message carrying the message, then returns \"notified\".",
+            &json!({"message": {"type": "string"}}),
+        ),
     ]})
 }
 
@@ -412,11 +418,27 @@ fn call_tool(id: Value, params: Option<Value>, out: &Output) {
             return spawn_sleep(id, ms, out.clone());
         }
     }
+    if name == "notify" {
+        send_log_notification(&args, out);
+    }
     let result = match run_tool(&name, args) {
         Some(outcome) => Ok(tool_result(outcome)),
         None => Err((-32602, format!("Unknown tool: {name}"))),
     };
     out.respond(&response(id, result), true);
+}
+
+/// Writes a `notifications/message` (level info) whose data is the `message` argument.
+fn send_log_notification(args: &Value, out: &Output) {
+    let data = args.get("message").cloned().unwrap_or(Value::Null);
+    let note = json!({
+        "jsonrpc": "2.0",
+        "method": "notifications/message",
+        "params": {"level": "info", "logger": "echo-server", "data": data},
+    });
+    let mut writer = out.lock();
+    serde_json::to_writer(&mut writer.stdout, &note).unwrap_or_else(|e| stdout_failed(e));
+    writer.write(b"\n");
 }
 
 /// Takes the tool name and arguments out of `tools/call` params.
@@ -449,6 +471,7 @@ fn run_tool(name: &str, mut args: Value) -> Option<Result<String, String>> {
             None => Err("invalid arguments: name must be a string".to_owned()),
         },
         "pid" => Ok(process::id().to_string()),
+        "notify" => Ok("notified".to_owned()),
         _ => return None,
     };
     Some(outcome)

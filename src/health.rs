@@ -8,11 +8,12 @@ use crate::transport::{full, Body};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use serde_json::json;
 
-fn only_get<B>(req: &Request<B>) -> Result<(), Response<Body>> {
+/// `None` for GET and HEAD, else the 405 response to send.
+fn reject_non_get<B>(req: &Request<B>) -> Option<Response<Body>> {
     if req.method() == Method::GET || req.method() == Method::HEAD {
-        return Ok(());
+        return None;
     }
-    Err(HttpError::method_not_allowed("GET, HEAD").into_response())
+    Some(HttpError::method_not_allowed("GET, HEAD").into_response())
 }
 
 fn json(status: StatusCode, value: serde_json::Value) -> Response<Body> {
@@ -29,7 +30,7 @@ fn json(status: StatusCode, value: serde_json::Value) -> Response<Body> {
 
 /// 200 `{"status":"ok","version":..,"uptime_seconds":..}` while the process serves HTTP.
 pub fn healthz<B>(req: &Request<B>, state: &AppState) -> Response<Body> {
-    if let Err(resp) = only_get(req) {
+    if let Some(resp) = reject_non_get(req) {
         return resp;
     }
     json(
@@ -46,7 +47,7 @@ pub fn healthz<B>(req: &Request<B>, state: &AppState) -> Response<Body> {
 /// 200 `{"status":"ready"}` only while the child is initialized and the bridge is not draining;
 /// otherwise 503 `{"status":"not ready","reason":..}`.
 pub fn readyz<B>(req: &Request<B>, state: &AppState) -> Response<Body> {
-    if let Err(resp) = only_get(req) {
+    if let Some(resp) = reject_non_get(req) {
         return resp;
     }
     let upstream = state.upstream.borrow().clone();
@@ -65,7 +66,7 @@ pub fn readyz<B>(req: &Request<B>, state: &AppState) -> Response<Body> {
 
 /// The Prometheus text exposition of the bridge's registry.
 pub fn metrics<B>(req: &Request<B>, state: &AppState) -> Response<Body> {
-    if let Err(resp) = only_get(req) {
+    if let Some(resp) = reject_non_get(req) {
         return resp;
     }
     let mut resp = Response::new(full(crate::metrics::render(&state.registry)));

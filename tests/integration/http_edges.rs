@@ -1,0 +1,348 @@
+//! Status codes and bodies of the Streamable HTTP endpoint for good and bad requests
+//! (PROTOCOL.md section 9 item 3), checked with a plain HTTP client.
+
+use crate::support::*;
+use serde_json::{json, Value};
+
+async fn error_of(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body: Value = resp.json().await.expect("error bodies are JSON");
+    assert_eq!(ct.as_deref(), Some("application/json"));
+    (status, body)
+}
+
+#[tokio::test]
+async fn initialize_negotiates_version_per_session_and_issues_distinct_ids() {
+    let bridge = Bridge::echo(&[], &[]).await;
+    let (a, init_a) = Session::open(&bridge, "2025-06-18").await;
+    let (b, init_b) = Session::open(&bridge, "1999-01-01").await;
+    assert_ne!(a.id, b.id);
+    assert_eq!(a.id.len(), 32);
+    assert!(a.id.bytes().all(|c| (0x21..=0x7e).contains(&c)));
+    assert_eq!(init_a["result"]["protocolVersion"], "2025-06-18");
+    assert_eq!(init_b["result"]["protocolVersion"], "2025-11-25");
+    assert_eq!(init_a["result"]["serverInfo"]["name"], "echo-server");
+    assert_eq!(init_a["id"], 1);
+}
+
+#[tokio::test]
+async fn request_ids_keep_their_json_type() {
+    let bridge = Bridge::echo(&[], &[]).await;
+    let (s, _) = Session::open(&bridge, "2025-11-25").await;
+    let r = s
+        .request(&tool_call(json!("7"), "echo", json!({"message": "str"})))
+        .await;
+    assert_eq!(r["id"], json!("7"));
+    let r = s
+        .request(&tool_call(json!(7), "echo", json!({"message": "num"})))
+        .await;
+    assert_eq!(r["id"], json!(7));
+    assert_eq!(tool_text(&r), "num");
+}
+
+#[tokio::test]
+async fn session_header_rules_400_404_and_delete() {
+    let bridge = Bridge::echo(&[], &[]).await;
+    let http = http();
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+    let (status, body) = error_of(post_json(&http, &bridge.url(), None, &ping).await).await;
+    assert_eq!(status, 400);
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Mcp-Session-Id"));
+    let (status, _) = error_of(post_json(&http, &bridge.url(), Some("nope"), &ping).await).await;
+    assert_eq!(status, 404);
+
+    let (s, _) = Session::open(&bridge, "2025-11-25").await;
+    assert_eq!(s.request(&ping).await["result"], json!({}));
+    let del = http
+        .delete(bridge.url())
+        .header("mcp-session-id", &s.id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), 200);
+    let (status, _) = error_of(s.post(&ping).await).await;
+    assert_eq!(status, 404, "a deleted session is gone");
+    let del = http
+        .delete(bridge.url())
+        .header("mcp-session-id", &s.id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), 404);
+    let get = http
+        .get(bridge.url())
+        .header("mcp-session-id", &s.id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 404);
+    let del = http.delete(bridge.url()).send().await.unwrap();
+    assert_eq!(del.status(), 400);
+}
+
+#[tokio::test]
+async fn unsupported_protocol_version_header_is_400() {
+    let bridge = Bridge::echo(&[], &[]).await;
+    let (s, _) = Session::open(&bridge, "2025-11-25").await;
+    let resp = s
+        .http
+        .post(bridge.url())
+        .header("content-type", "application/json")
+        .header("mcp-session-id", &s.id)
+        .header("mcp-protocol-version", "2099-01-01")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = error_of(resp).await;
+    assert_eq!(status, 400);
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("2099-01-01"));
+    let ok = s
+        .http
+        .post(bridge.url())
+        .header("content-type", "application/json")
+        .header("mcp-session-id", &s.id)
+        .header("mcp-protocol-version", "2025-06-18")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+}
+
+#[tokio::test]
+async fn other_methods_get_405_with_allow() {
+    let bridge = Bridge::echo(&[], &[]).await;
+    let resp = http().put(bridge.url()).send().await.unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "GET, POST, DELETE");
+    let resp = http().post(bridge.at("/healthz")).send().await.unwrap();
+    assert_eq!(resp.status(), 405);
+    let resp = http().get(bridge.at("/elsewhere")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+}
+
+#[tokio::test]
+async fn oversized_body_is_413_and_the_session_keeps_working() {
+    let bridge = Bridge::echo(&["--max-body-bytes", "2048"], &[]).await;
+    let (s, _) = Session::open(&bridge, "2025-11-25").await;
+    let big = tool_call(json!(1), "echo", json!({"message": "x".repeat(4096)}));
+    let (status, body) = error_of(s.post(&big).await).await;
+    assert_eq!(status, 413);
+    assert!(body["error"]["message"].as_str().unwrap().contains("2048"));
+    // Chunked (no Content-Length) is cut off by the streaming limit as well.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        vec![Ok(vec![b' '; 1500]), Ok(vec![b' '; 1500])];
+    let resp = s
+        .http
+        .post(bridge.url())
+        .header("content-type", "application/json")
+        .header("mcp-session-id", &s.id)
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let ok = s
+        .request(&tool_call(json!(2), "echo", json!({"message": "small"})))
+        .await;
+    assert_eq!(tool_text(&ok), "small");
+}
+
+#[tokio::test]
+async fn non_json_content_type_is_415() {
+    let bridge = Bridge::echo(&[], &[]).await;
+    let (s, _) = Session::open(&bridge, "2025-11-25").await;
+    let resp = s
+        .http
+        .post(bridge.url())
+        .header("content-type", "text/plain")
+        .header("mcp-session-id", &s.id)
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(resp).await.0, 415);
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_parse_error_and_invalid_jsonrpc_is_400_invalid_request() {
+    let bridge = Bridge::echo(&[], &[]).await;
+    let (s, _) = Session::open(&bridge, "2025-11-25").await;
+    let raw = |body: &'static str| {
+        s.http
+            .post(bridge.url())
+            .header("content-type", "application/json")
+            .header("mcp-session-id", &s.id)
+            .body(body)
+            .send()
+    };
+    let (status, body) = error_of(raw("{not json").await.unwrap()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_i64()),
+        (400, Some(-32700))
+    );
+    assert!(body.get("id").is_none());
+    for bad in [
+        r#"{"jsonrpc":"2.0","id":null,"method":"x"}"#,
+        r#"{"id":1,"method":"x"}"#,
+        r#"42"#,
+    ] {
+        let (status, body) = error_of(raw(bad).await.unwrap()).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_i64()),
+            (400, Some(-32600)),
+            "{bad}"
+        );
+    }
+    let (status, _) = error_of(raw("{bad").await.unwrap()).await;
+    assert_eq!(status, 400, "no session id and bad JSON is still a 400");
+}
+
+#[tokio::test]
+async fn notifications_and_responses_get_202_with_no_body() {
+    let bridge = Bridge::echo(&[], &[]).await;
+    let (s, _) = Session::open(&bridge, "2025-11-25").await;
+    let resp = s
+        .post(&json!({"jsonrpc": "2.0", "method": "notifications/roots/list_changed"}))
+        .await;
+    assert_eq!(resp.status(), 202);
+    assert!(resp.bytes().await.unwrap().is_empty());
+    let resp = s
+        .post(&json!({"jsonrpc": "2.0", "id": 99, "result": {}}))
+        .await;
+    assert_eq!(resp.status(), 202);
+}
+
+#[tokio::test]
+async fn post_without_event_stream_in_accept_still_gets_json() {
+    let bridge = Bridge::echo(&[], &[]).await;
+    let (s, _) = Session::open(&bridge, "2025-11-25").await;
+    for accept in [None, Some("application/json"), Some("*/*")] {
+        let mut req = s
+            .http
+            .post(bridge.url())
+            .header("content-type", "application/json")
+            .header("mcp-session-id", &s.id)
+            .body(
+                serde_json::to_vec(&tool_call(json!(1), "echo", json!({"message": "a"}))).unwrap(),
+            );
+        if let Some(a) = accept {
+            req = req.header("accept", a);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["content-type"], "application/json");
+        assert_eq!(tool_text(&resp.json().await.unwrap()), "a");
+    }
+}
+
+#[tokio::test]
+async fn batches_only_from_2025_03_26_sessions() {
+    let bridge = Bridge::echo(&[], &[]).await;
+    let batch = json!([
+        {"jsonrpc": "2.0", "id": "a", "method": "ping"},
+        {"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": 1, "progress": 1}},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "b"}}},
+    ]);
+    let (old, _) = Session::open(&bridge, "2025-03-26").await;
+    let resp = old.request(&batch).await;
+    let items = resp.as_array().expect("a batch response is an array");
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["id"], "a");
+    assert_eq!(items[1]["id"], 2);
+    assert_eq!(tool_text(&items[1]), "b");
+    let only_notes = json!([{"jsonrpc": "2.0", "method": "notifications/roots/list_changed"}]);
+    assert_eq!(old.post(&only_notes).await.status(), 202);
+
+    let (new, _) = Session::open(&bridge, "2025-06-18").await;
+    let (status, body) = error_of(new.post(&batch).await).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_i64()),
+        (400, Some(-32600))
+    );
+}
+
+#[tokio::test]
+async fn duplicate_in_flight_request_id_is_refused() {
+    let bridge = Bridge::echo(&[], &[]).await;
+    let (s, _) = Session::open(&bridge, "2025-11-25").await;
+    let slow = tokio::spawn({
+        let s = s.clone();
+        async move {
+            s.request(&tool_call(json!(5), "sleep", json!({"ms": 800})))
+                .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let dup = s
+        .request(&tool_call(json!(5), "echo", json!({"message": "dup"})))
+        .await;
+    assert_eq!(dup["error"]["code"], -32600);
+    assert!(dup["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("already in flight"));
+    let done = slow.await.unwrap();
+    assert_eq!(tool_text(&done), "slept 800 ms");
+}
+
+#[tokio::test]
+async fn request_timeout_yields_a_timeout_error() {
+    let bridge = Bridge::echo(&["--request-timeout", "300ms"], &[]).await;
+    let (s, _) = Session::open(&bridge, "2025-11-25").await;
+    let r = s
+        .request(&tool_call(json!(1), "sleep", json!({"ms": 1500})))
+        .await;
+    assert_eq!(r["error"]["code"], -32001);
+    assert!(r["error"]["message"].as_str().unwrap().contains("300 ms"));
+    let ok = s
+        .request(&tool_call(json!(1), "echo", json!({"message": "after"})))
+        .await;
+    assert_eq!(
+        tool_text(&ok),
+        "after",
+        "the id is free again after the timeout"
+    );
+}
+
+#[tokio::test]
+async fn health_ready_and_metrics_endpoints() {
+    let bridge = Bridge::echo(&[], &[]).await;
+    let health: Value = http()
+        .get(bridge.at("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
+    let ready = http().get(bridge.at("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let (_s, _) = Session::open(&bridge, "2025-11-25").await;
+    let text = http()
+        .get(bridge.at("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("mcp_bridge_child_up 1"), "{text}");
+    assert!(text.contains("mcp_bridge_sessions_active 1"), "{text}");
+    assert!(text.trim_end().ends_with("# EOF"));
+}

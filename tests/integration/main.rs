@@ -1,0 +1,13 @@
+//! Integration tests: the real `mcp-bridge` binary on `127.0.0.1:0`, driven over HTTP by
+//! reqwest, the official TypeScript and Python SDK clients, and raw requests, in front of the
+//! `echo_server` example child or `@modelcontextprotocol/server-everything`.
+
+mod support;
+
+mod child_faults;
+mod cli;
+mod concurrency;
+mod http_edges;
+mod interop;
+mod shutdown;
+mod streams;

@@ -1,0 +1,284 @@
+//! Test support: start and stop the real bridge binary, find the example child, talk MCP.
+
+use reqwest::header::CONTENT_TYPE;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Path of the bridge binary under test.
+pub fn bridge_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_mcp-bridge")
+}
+
+/// Path of the `echo_server` example (built by `cargo test` next to the binary).
+pub fn echo_server() -> PathBuf {
+    let bin = PathBuf::from(bridge_bin());
+    let path = bin.parent().unwrap().join("examples").join("echo_server");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build --examples`",
+        path.display()
+    );
+    path
+}
+
+/// The command line of the echo child with `flags`.
+pub fn echo_child(flags: &[&str]) -> Vec<String> {
+    let mut cmd = vec![echo_server().display().to_string()];
+    cmd.extend(flags.iter().map(|f| f.to_string()));
+    cmd
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A running bridge process; stopped (SIGTERM, then SIGKILL) on drop.
+pub struct Bridge {
+    process: Child,
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Bridge {
+    /// Starts `mcp-bridge --port 0 --log-format json ARGS -- CHILD...` and waits until it listens.
+    pub fn start(args: &[&str], child: &[String]) -> Bridge {
+        let mut process = Command::new(bridge_bin())
+            .args([
+                "--port",
+                "0",
+                "--log-format",
+                "json",
+                "--log-level",
+                "debug",
+            ])
+            .args(args)
+            .arg("--")
+            .args(child)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning mcp-bridge");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let stderr = process.stderr.take().unwrap();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = listen_addr(&line) {
+                    let _ = tx.send(addr);
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = process.kill();
+                panic!("bridge did not start listening: {:?}", logs.lock().unwrap());
+            }
+        };
+        Bridge {
+            process,
+            addr,
+            logs,
+        }
+    }
+
+    /// Starts a bridge in front of the echo child with `child_flags`, waiting until ready.
+    pub async fn echo(args: &[&str], child_flags: &[&str]) -> Bridge {
+        let bridge = Bridge::start(args, &echo_child(child_flags));
+        bridge.wait_ready().await;
+        bridge
+    }
+
+    /// `http://ADDR/mcp`.
+    pub fn url(&self) -> String {
+        format!("http://{}/mcp", self.addr)
+    }
+
+    /// `http://ADDR` + `path`.
+    pub fn at(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Polls `/readyz` until 200 (at most 30 s).
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(r) = http().get(self.at("/readyz")).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("bridge never became ready: {}", self.logs().join("\n"));
+    }
+
+    /// Every log line so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// The bridge's pid.
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
+
+    /// Sends SIGTERM and waits (at most 30 s) for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        signal(self.process.id(), nix::sys::signal::Signal::SIGTERM);
+        self.wait_exit(Duration::from_secs(30))
+            .expect("bridge did not exit within 30 s of SIGTERM")
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.process.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        if self.process.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        signal(self.process.id(), nix::sys::signal::Signal::SIGTERM);
+        if self.wait_exit(Duration::from_secs(15)).is_none() {
+            let _ = self.process.kill();
+            let _ = self.process.wait();
+        }
+    }
+}
+
+fn listen_addr(line: &str) -> Option<SocketAddr> {
+    let v: Value = serde_json::from_str(line).ok()?;
+    if v["message"] != "mcp-bridge listening" {
+        return None;
+    }
+    v["listen"].as_str()?.parse().ok()
+}
+
+/// Sends `sig` to `pid`.
+pub fn signal(pid: u32, sig: nix::sys::signal::Signal) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
+}
+
+/// True while a process with `pid` exists (and is not a zombie we could still reap).
+pub fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+/// A reqwest client that never uses a proxy.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// An `initialize` request body asking for `version`.
+pub fn initialize_body(id: Value, version: &str) -> Value {
+    json!({
+        "jsonrpc": "2.0", "id": id, "method": "initialize",
+        "params": {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "it", "version": "1"}},
+    })
+}
+
+/// A `tools/call` request body.
+pub fn tool_call(id: Value, name: &str, args: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": args}})
+}
+
+/// A minimal MCP client over reqwest for one session.
+#[derive(Clone)]
+pub struct Session {
+    pub http: reqwest::Client,
+    pub url: String,
+    pub id: String,
+}
+
+impl Session {
+    /// Initializes a session with `version` (and sends `notifications/initialized`).
+    pub async fn open(bridge: &Bridge, version: &str) -> (Session, Value) {
+        let http = http();
+        let resp = post_json(
+            &http,
+            &bridge.url(),
+            None,
+            &initialize_body(json!(1), version),
+        )
+        .await;
+        assert_eq!(resp.status(), 200);
+        let id = resp.headers()["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let body: Value = resp.json().await.unwrap();
+        let session = Session {
+            http,
+            url: bridge.url(),
+            id,
+        };
+        let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        assert_eq!(session.post(&note).await.status(), 202);
+        (session, body)
+    }
+
+    /// POSTs `body` with this session's id.
+    pub async fn post(&self, body: &Value) -> reqwest::Response {
+        post_json(&self.http, &self.url, Some(&self.id), body).await
+    }
+
+    /// POSTs a request and returns the parsed JSON response (asserting 200).
+    pub async fn request(&self, body: &Value) -> Value {
+        let resp = self.post(body).await;
+        assert_eq!(resp.status(), 200, "request {body}");
+        resp.json().await.unwrap()
+    }
+}
+
+/// POSTs `body` as JSON with the headers a spec-following client sends.
+pub async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    session: Option<&str>,
+    body: &Value,
+) -> reqwest::Response {
+    let mut req = http
+        .post(url)
+        .header(CONTENT_TYPE, "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(serde_json::to_vec(body).unwrap());
+    if let Some(id) = session {
+        req = req.header("mcp-session-id", id);
+    }
+    req.send().await.expect("POST reaches the bridge")
+}
+
+/// The text of the first content item of a `tools/call` response.
+pub fn tool_text(response: &Value) -> &str {
+    response["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text in {response}"))
+}
