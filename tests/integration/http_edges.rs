@@ -346,3 +346,52 @@ async fn health_ready_and_metrics_endpoints() {
     assert!(text.contains("mcp_bridge_sessions_active 1"), "{text}");
     assert!(text.trim_end().ends_with("# EOF"));
 }
+
+#[tokio::test]
+async fn child_environment_is_inherited_or_cleared_plus_env_flags() {
+    let env_of = |s: Session, name: &'static str| async move {
+        tool_text(
+            &s.request(&tool_call(json!(1), "env", json!({"name": name})))
+                .await,
+        )
+        .to_string()
+    };
+    let bridge = Bridge::echo(&["--env", "BRIDGE_TEST_VAR=a=b"], &[]).await;
+    let (s, _) = Session::open(&bridge, "2025-11-25").await;
+    assert_eq!(env_of(s.clone(), "BRIDGE_TEST_VAR").await, "a=b");
+    assert_ne!(
+        env_of(s, "PATH").await,
+        "",
+        "the bridge's environment is inherited"
+    );
+
+    let bridge = Bridge::echo(&["--clear-env", "--env", "ONLY=1"], &[]).await;
+    let (s, _) = Session::open(&bridge, "2025-11-25").await;
+    assert_eq!(env_of(s.clone(), "ONLY").await, "1");
+    assert_eq!(
+        env_of(s, "PATH").await,
+        "",
+        "--clear-env starts from an empty environment"
+    );
+}
+
+#[tokio::test]
+async fn the_mcp_path_is_configurable() {
+    let bridge = Bridge::echo(&["--mcp-path", "/custom/mcp"], &[]).await;
+    let resp = post_json(
+        &http(),
+        &bridge.at("/custom/mcp"),
+        None,
+        &initialize_body(json!(1), "2025-11-25"),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let resp = post_json(
+        &http(),
+        &bridge.url(),
+        None,
+        &initialize_body(json!(1), "2025-11-25"),
+    )
+    .await;
+    assert_eq!(resp.status(), 404);
+}
