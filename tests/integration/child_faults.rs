@@ -4,17 +4,6 @@
 use crate::support::*;
 use serde_json::{json, Value};
 
-async fn metrics(bridge: &Bridge) -> String {
-    http()
-        .get(bridge.at("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn garbage_and_over_long_lines_are_skipped_and_counted() {
     let bridge = Bridge::echo(
@@ -33,7 +22,7 @@ async fn garbage_and_over_long_lines_are_skipped_and_counted() {
             .await;
         assert_eq!(tool_text(&r), format!("m{i}"));
     }
-    let text = metrics(&bridge).await;
+    let text = metrics_text(&bridge).await;
     let count = |reason: &str| -> u64 {
         let prefix = format!("mcp_bridge_child_lines_skipped_total{{reason=\"{reason}\"}} ");
         text.lines()
@@ -111,13 +100,7 @@ async fn child_exit_mid_session_fails_requests_with_the_exit_status() {
         .request(&tool_call(json!(1), "echo", json!({"message": "one"})))
         .await;
     assert_eq!(tool_text(&r), "one");
-    let pending = tokio::spawn({
-        let s = s.clone();
-        async move {
-            s.request(&tool_call(json!(2), "sleep", json!({"ms": 5000})))
-                .await
-        }
-    });
+    let pending = s.spawn_request(tool_call(json!(2), "sleep", json!({"ms": 5000})));
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let last = s
         .request(&tool_call(json!(3), "echo", json!({"message": "two"})))
@@ -152,5 +135,7 @@ async fn child_exit_mid_session_fails_requests_with_the_exit_status() {
             .status(),
         503
     );
-    assert!(metrics(&bridge).await.contains("mcp_bridge_child_up 0"));
+    assert!(metrics_text(&bridge)
+        .await
+        .contains("mcp_bridge_child_up 0"));
 }

@@ -53,13 +53,6 @@ async fn fifty_sessions_with_colliding_ids_get_only_their_own_responses() {
         0,
         "every response reaches its own session"
     );
-    let text = http()
-        .get(bridge.at("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&bridge).await;
     assert!(text.contains("mcp_bridge_requests_in_flight 0"), "{text}");
 }

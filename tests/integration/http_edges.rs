@@ -92,15 +92,12 @@ async fn unsupported_protocol_version_header_is_400() {
     let bridge = Bridge::echo(&[], &[]).await;
     let (s, _) = Session::open(&bridge, "2025-11-25").await;
     let resp = s
-        .http
-        .post(bridge.url())
-        .header("content-type", "application/json")
-        .header("mcp-session-id", &s.id)
-        .header("mcp-protocol-version", "2099-01-01")
-        .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
-        .send()
-        .await
-        .unwrap();
+        .post_raw(
+            "application/json",
+            &[("mcp-protocol-version", "2099-01-01")],
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+        )
+        .await;
     let (status, body) = error_of(resp).await;
     assert_eq!(status, 400);
     assert!(body["error"]["message"]
@@ -108,15 +105,12 @@ async fn unsupported_protocol_version_header_is_400() {
         .unwrap()
         .contains("2099-01-01"));
     let ok = s
-        .http
-        .post(bridge.url())
-        .header("content-type", "application/json")
-        .header("mcp-session-id", &s.id)
-        .header("mcp-protocol-version", "2025-06-18")
-        .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
-        .send()
-        .await
-        .unwrap();
+        .post_raw(
+            "application/json",
+            &[("mcp-protocol-version", "2025-06-18")],
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+        )
+        .await;
     assert_eq!(ok.status(), 200);
 }
 
@@ -144,16 +138,12 @@ async fn oversized_body_is_413_and_the_session_keeps_working() {
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         vec![Ok(vec![b' '; 1500]), Ok(vec![b' '; 1500])];
     let resp = s
-        .http
-        .post(bridge.url())
-        .header("content-type", "application/json")
-        .header("mcp-session-id", &s.id)
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
-            chunks,
-        )))
-        .send()
-        .await
-        .unwrap();
+        .post_raw(
+            "application/json",
+            &[],
+            reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)),
+        )
+        .await;
     assert_eq!(resp.status(), 413);
     let ok = s
         .request(&tool_call(json!(2), "echo", json!({"message": "small"})))
@@ -166,14 +156,12 @@ async fn non_json_content_type_is_415() {
     let bridge = Bridge::echo(&[], &[]).await;
     let (s, _) = Session::open(&bridge, "2025-11-25").await;
     let resp = s
-        .http
-        .post(bridge.url())
-        .header("content-type", "text/plain")
-        .header("mcp-session-id", &s.id)
-        .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
-        .send()
-        .await
-        .unwrap();
+        .post_raw(
+            "text/plain",
+            &[],
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+        )
+        .await;
     assert_eq!(error_of(resp).await.0, 415);
 }
 
@@ -181,15 +169,8 @@ async fn non_json_content_type_is_415() {
 async fn malformed_json_is_400_parse_error_and_invalid_jsonrpc_is_400_invalid_request() {
     let bridge = Bridge::echo(&[], &[]).await;
     let (s, _) = Session::open(&bridge, "2025-11-25").await;
-    let raw = |body: &'static str| {
-        s.http
-            .post(bridge.url())
-            .header("content-type", "application/json")
-            .header("mcp-session-id", &s.id)
-            .body(body)
-            .send()
-    };
-    let (status, body) = error_of(raw("{not json").await.unwrap()).await;
+    let raw = |body: &'static str| s.post_raw("application/json", &[], body);
+    let (status, body) = error_of(raw("{not json").await).await;
     assert_eq!(
         (status, body["error"]["code"].as_i64()),
         (400, Some(-32700))
@@ -200,15 +181,26 @@ async fn malformed_json_is_400_parse_error_and_invalid_jsonrpc_is_400_invalid_re
         r#"{"id":1,"method":"x"}"#,
         r#"42"#,
     ] {
-        let (status, body) = error_of(raw(bad).await.unwrap()).await;
+        let (status, body) = error_of(raw(bad).await).await;
         assert_eq!(
             (status, body["error"]["code"].as_i64()),
             (400, Some(-32600)),
             "{bad}"
         );
     }
-    let (status, _) = error_of(raw("{bad").await.unwrap()).await;
-    assert_eq!(status, 400, "no session id and bad JSON is still a 400");
+    let no_session = http()
+        .post(bridge.url())
+        .header("content-type", "application/json")
+        .body("{bad")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = error_of(no_session).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_i64()),
+        (400, Some(-32700)),
+        "bad JSON without a session id is a parse error"
+    );
 }
 
 #[tokio::test]
@@ -231,18 +223,10 @@ async fn post_without_event_stream_in_accept_still_gets_json() {
     let bridge = Bridge::echo(&[], &[]).await;
     let (s, _) = Session::open(&bridge, "2025-11-25").await;
     for accept in [None, Some("application/json"), Some("*/*")] {
-        let mut req = s
-            .http
-            .post(bridge.url())
-            .header("content-type", "application/json")
-            .header("mcp-session-id", &s.id)
-            .body(
-                serde_json::to_vec(&tool_call(json!(1), "echo", json!({"message": "a"}))).unwrap(),
-            );
-        if let Some(a) = accept {
-            req = req.header("accept", a);
-        }
-        let resp = req.send().await.unwrap();
+        let headers: Vec<(&str, &str)> = accept.map(|a| ("accept", a)).into_iter().collect();
+        let body =
+            serde_json::to_vec(&tool_call(json!(1), "echo", json!({"message": "a"}))).unwrap();
+        let resp = s.post_raw("application/json", &headers, body).await;
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.headers()["content-type"], "application/json");
         assert_eq!(tool_text(&resp.json().await.unwrap()), "a");
@@ -279,13 +263,7 @@ async fn batches_only_from_2025_03_26_sessions() {
 async fn duplicate_in_flight_request_id_is_refused() {
     let bridge = Bridge::echo(&[], &[]).await;
     let (s, _) = Session::open(&bridge, "2025-11-25").await;
-    let slow = tokio::spawn({
-        let s = s.clone();
-        async move {
-            s.request(&tool_call(json!(5), "sleep", json!({"ms": 800})))
-                .await
-        }
-    });
+    let slow = s.spawn_request(tool_call(json!(5), "sleep", json!({"ms": 800})));
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let dup = s
         .request(&tool_call(json!(5), "echo", json!({"message": "dup"})))
@@ -334,14 +312,7 @@ async fn health_ready_and_metrics_endpoints() {
     let ready = http().get(bridge.at("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
     let (_s, _) = Session::open(&bridge, "2025-11-25").await;
-    let text = http()
-        .get(bridge.at("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&bridge).await;
     assert!(text.contains("mcp_bridge_child_up 1"), "{text}");
     assert!(text.contains("mcp_bridge_sessions_active 1"), "{text}");
     assert!(text.trim_end().ends_with("# EOF"));

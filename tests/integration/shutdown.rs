@@ -17,13 +17,7 @@ async fn sigterm_completes_the_in_flight_request_and_leaves_no_child() {
     let (s, _) = Session::open(&bridge, "2025-11-25").await;
     let pid = child_pid(&s).await;
     assert!(process_alive(pid));
-    let in_flight = tokio::spawn({
-        let s = s.clone();
-        async move {
-            s.request(&tool_call(json!(1), "sleep", json!({"ms": 1200})))
-                .await
-        }
-    });
+    let in_flight = s.spawn_request(tool_call(json!(1), "sleep", json!({"ms": 1200})));
     tokio::time::sleep(Duration::from_millis(300)).await;
     signal(bridge.pid(), nix::sys::signal::Signal::SIGTERM);
     let response = in_flight.await.unwrap();

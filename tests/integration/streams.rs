@@ -2,7 +2,6 @@
 //! and a new GET replaces the old one.
 
 use crate::support::*;
-use futures_util::StreamExt;
 use serde_json::json;
 use std::time::Duration;
 
@@ -20,14 +19,7 @@ async fn read_until(resp: &mut reqwest::Response, needle: &str) -> String {
 }
 
 async fn open_get(s: &Session) -> reqwest::Response {
-    let resp = s
-        .http
-        .get(&s.url)
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", &s.id)
-        .send()
-        .await
-        .unwrap();
+    let resp = s.get("text/event-stream").await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     assert_eq!(resp.headers()["cache-control"], "no-cache");
@@ -118,14 +110,6 @@ async fn delete_ends_the_sessions_get_stream() {
 async fn get_without_event_stream_accept_is_406() {
     let bridge = Bridge::echo(&[], &[]).await;
     let (s, _) = Session::open(&bridge, "2025-11-25").await;
-    let resp = s
-        .http
-        .get(&s.url)
-        .header("accept", "application/json")
-        .header("mcp-session-id", &s.id)
-        .send()
-        .await
-        .unwrap();
+    let resp = s.get("application/json").await;
     assert_eq!(resp.status(), 406);
-    let _unused = futures_util::stream::empty::<()>().next();
 }

@@ -250,6 +250,44 @@ impl Session {
         post_json(&self.http, &self.url, Some(&self.id), body).await
     }
 
+    /// POSTs raw `body` with this session's id, the given `Content-Type` and extra `headers`.
+    pub async fn post_raw(
+        &self,
+        content_type: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(&self.url)
+            .header(CONTENT_TYPE, content_type)
+            .header("mcp-session-id", &self.id);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.body(body)
+            .send()
+            .await
+            .expect("POST reaches the bridge")
+    }
+
+    /// Opens a GET stream with `accept`, returning the response.
+    pub async fn get(&self, accept: &str) -> reqwest::Response {
+        self.http
+            .get(&self.url)
+            .header("accept", accept)
+            .header("mcp-session-id", &self.id)
+            .send()
+            .await
+            .expect("GET reaches the bridge")
+    }
+
+    /// Sends `body` as a request in a background task.
+    pub fn spawn_request(&self, body: Value) -> tokio::task::JoinHandle<Value> {
+        let s = self.clone();
+        tokio::spawn(async move { s.request(&body).await })
+    }
+
     /// POSTs a request and returns the parsed JSON response (asserting 200).
     pub async fn request(&self, body: &Value) -> Value {
         let resp = self.post(body).await;
@@ -274,6 +312,18 @@ pub async fn post_json(
         req = req.header("mcp-session-id", id);
     }
     req.send().await.expect("POST reaches the bridge")
+}
+
+/// The bridge's `/metrics` text.
+pub async fn metrics_text(bridge: &Bridge) -> String {
+    http()
+        .get(bridge.at("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 /// The text of the first content item of a `tools/call` response.
