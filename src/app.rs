@@ -2,10 +2,11 @@
 //! connections, dispatch by path, and shut down in order (DESIGN.md sections 1 and 4).
 
 use crate::child::{self, ChildControl};
+use crate::cli::Isolation;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::router::{self, InitCache, RouterHandle};
-use crate::session::Sessions;
+use crate::router::{self, InitCache, RouterHandle, RouterOptions};
+use crate::session::{Session, Sessions};
 use crate::transport::{streamable_http, Body};
 use crate::{health, shutdown};
 use anyhow::Context;
@@ -38,6 +39,8 @@ pub enum UpstreamState {
     Failed(String),
     /// The child exited (the text says how).
     Exited(String),
+    /// Per-session mode: children start on demand, so the bridge is ready while it serves.
+    PerSession,
 }
 
 impl UpstreamState {
@@ -45,7 +48,7 @@ impl UpstreamState {
     pub fn describe(&self) -> String {
         match self {
             UpstreamState::Starting => "child starting (initialize not answered yet)".into(),
-            UpstreamState::Ready(_) => "ready".into(),
+            UpstreamState::Ready(_) | UpstreamState::PerSession => "ready".into(),
             UpstreamState::Failed(why) => format!("child failed to initialize: {why}"),
             UpstreamState::Exited(how) => format!("child process {how}"),
         }
@@ -59,10 +62,18 @@ pub struct AppState {
     pub config: Config,
     /// Open sessions.
     pub sessions: Arc<Sessions>,
-    /// Handle to the router task.
-    pub router: RouterHandle,
+    /// The shared child's router (`None` in per-session mode).
+    pub router: Option<RouterHandle>,
+    /// The shared child (`None` in per-session mode).
+    pub shared_child: Option<ChildControl>,
+    /// Router settings; per-session routers get their own `scope`.
+    pub router_options: RouterOptions,
     /// The child's state.
     pub upstream: watch::Receiver<UpstreamState>,
+    /// Owner of every task the bridge starts.
+    pub tracker: TaskTracker,
+    /// Children running in per-session mode.
+    pub children: Arc<std::sync::atomic::AtomicUsize>,
     /// Fired when shutdown begins: `/readyz` goes red, streams end, new sessions are refused.
     pub shutdown: CancellationToken,
     /// Metric handles.
@@ -93,37 +104,119 @@ pub async fn serve(
     let tracker = TaskTracker::new();
     let (metrics, registry) = Metrics::new();
     let sessions = Arc::new(Sessions::new(config.max_sessions, config.session_outbox));
-    let spawned = child::spawn(&config.child, &tracker)
-        .with_context(|| format!("cannot start the child {:?}", config.child.program))?;
-    let control = spawned.control.clone();
-    let router = router::start(spawned, sessions.clone(), metrics.clone(), &tracker);
+    let router_options = RouterOptions {
+        scope: None,
+        roots: config.roots.clone(),
+        forward_sampling: config.forward_sampling,
+        forward_elicitation: config.forward_elicitation,
+        client_request_timeout: config.client_request_timeout,
+    };
     let (state_tx, upstream) = watch::channel(UpstreamState::Starting);
-    tracker.spawn(supervise(
-        router.clone(),
-        control.clone(),
-        state_tx,
-        config.init_timeout,
-        metrics.clone(),
-    ));
+    let (router, shared_child) = if config.isolation == Isolation::Shared {
+        let spawned = child::spawn(&config.child, &tracker)
+            .with_context(|| format!("cannot start the child {:?}", config.child.program))?;
+        let control = spawned.control.clone();
+        let router = router::start(
+            spawned,
+            sessions.clone(),
+            metrics.clone(),
+            router_options.clone(),
+            &tracker,
+        );
+        let caps = child_capabilities(&config);
+        tracker.spawn(supervise(
+            router.clone(),
+            control.clone(),
+            state_tx,
+            config.init_timeout,
+            caps,
+            metrics.clone(),
+        ));
+        (Some(router), Some(control))
+    } else {
+        state_tx.send_replace(UpstreamState::PerSession);
+        (None, None)
+    };
     let addr = listener.local_addr().context("reading the bound address")?;
-    tracing::info!(listen = %addr, path = %config.mcp_path, "mcp-bridge listening");
+    tracing::info!(listen = %addr, path = %config.mcp_path, isolation = ?config.isolation, stateless = config.stateless, "mcp-bridge listening");
     let state = Arc::new(AppState {
         config,
         sessions,
         router,
+        shared_child,
+        router_options,
         upstream,
+        tracker: tracker.clone(),
+        children: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         shutdown: CancellationToken::new(),
         metrics,
         registry,
         started: Instant::now(),
     });
+    tracker.spawn(reap_idle_sessions(state.clone()));
     let graceful = GracefulShutdown::new();
     accept_loop(&listener, &state, &graceful, &tracker, stop).await;
     drop(listener);
-    shutdown::drain(&state, graceful, &control).await;
+    shutdown::drain(&state, graceful).await;
     tracker.close();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), tracker.wait()).await;
     Ok(())
+}
+
+/// The client capabilities the bridge offers the shared child: only those it can honour
+/// (DESIGN.md section 2).
+fn child_capabilities(config: &Config) -> serde_json::Value {
+    let mut caps = serde_json::Map::new();
+    if !config.roots.is_empty() {
+        caps.insert("roots".into(), serde_json::json!({ "listChanged": false }));
+    }
+    if config.forward_sampling {
+        caps.insert("sampling".into(), serde_json::json!({}));
+    }
+    if config.forward_elicitation {
+        caps.insert(
+            "elicitation".into(),
+            serde_json::json!({ "form": {}, "url": {} }),
+        );
+    }
+    serde_json::Value::Object(caps)
+}
+
+impl AppState {
+    /// Ends `session`: removes it (404 afterwards), cancels its work at the router and stops its
+    /// own child in per-session mode. Does nothing for a session already ended.
+    pub async fn end_session(&self, session: &Session, why: &'static str) {
+        if self.sessions.remove(&session.id).is_none() {
+            return;
+        }
+        self.metrics.sessions_active.set(self.sessions.len() as i64);
+        session.router.session_closed(session.key).await;
+        tracing::debug!(session.id = %session.id, reason = why, "session ended");
+        if let Some(child) = session.child.clone() {
+            self.tracker
+                .spawn(async move { child.stop(shutdown::CHILD_STOP_STEP).await });
+        }
+    }
+}
+
+/// Ends sessions that had no request and no open stream for `--session-idle-timeout`.
+async fn reap_idle_sessions(state: Arc<AppState>) {
+    let idle = state.config.session_idle_timeout;
+    let period = (idle / 4).clamp(
+        std::time::Duration::from_millis(20),
+        std::time::Duration::from_secs(30),
+    );
+    let mut ticker = tokio::time::interval(period);
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        for session in state.sessions.idle(idle) {
+            tracing::info!(session.id = %session.id, idle_ms = idle.as_millis() as u64, "idle session reaped");
+            state.end_session(&session, "idle").await;
+        }
+    }
 }
 
 /// Publishes the child's state: initialize it, then watch for its exit.
@@ -132,10 +225,11 @@ async fn supervise(
     control: ChildControl,
     state: watch::Sender<UpstreamState>,
     timeout: std::time::Duration,
+    capabilities: serde_json::Value,
     metrics: Arc<Metrics>,
 ) {
     tokio::select! {
-        result = router::initialize_child(&router, timeout) => match result {
+        result = router::initialize_child(&router, timeout, capabilities) => match result {
             Ok(cache) => {
                 tracing::info!(child.pid = control.pid(), server = cache.server_name(), "child initialized, ready");
                 metrics.child_up.set(1);

@@ -31,6 +31,42 @@ pub const DEFAULT_SESSION_OUTBOX: usize = 256;
 /// Default capacity of the queue of lines to the child's stdin, in messages.
 pub const DEFAULT_CHILD_QUEUE: usize = 4096;
 
+/// Default time a server-to-client request waits for the client's answer.
+pub const DEFAULT_CLIENT_REQUEST_TIMEOUT: &str = "60s";
+/// Default maximum number of children in per-session mode.
+pub const DEFAULT_MAX_CHILDREN: usize = 64;
+/// Default time after which a session with no request and no open stream is ended.
+pub const DEFAULT_SESSION_IDLE_TIMEOUT: &str = "30m";
+
+/// How POST requests are answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ResponseMode {
+    /// SSE when the client accepts it and the request may produce related messages.
+    Auto,
+    /// Always `application/json`.
+    Json,
+    /// SSE whenever the client accepts it.
+    Sse,
+}
+
+/// How sessions map to children.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Isolation {
+    /// One child for all sessions.
+    Shared,
+    /// One child per session.
+    Session,
+}
+
+/// Server-to-client request kinds the shared child may send to clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Forward {
+    /// `sampling/createMessage`.
+    Sampling,
+    /// `elicitation/create`.
+    Elicitation,
+}
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -97,6 +133,38 @@ pub struct Cli {
     /// Messages that may wait for the child's stdin before requests are refused (-32002).
     #[arg(long, env = "MCP_BRIDGE_CHILD_QUEUE", default_value_t = DEFAULT_CHILD_QUEUE)]
     pub child_queue: usize,
+    /// How POST requests are answered: auto, json or sse.
+    #[arg(long, env = "MCP_BRIDGE_RESPONSE_MODE", value_enum, default_value_t = ResponseMode::Auto)]
+    pub response_mode: ResponseMode,
+    /// Directory announced to the shared child as a root; the bridge answers roots/list itself (repeatable, or comma-separated).
+    #[arg(
+        long = "roots",
+        env = "MCP_BRIDGE_ROOTS",
+        value_name = "PATH",
+        value_delimiter = ','
+    )]
+    pub roots: Vec<std::path::PathBuf>,
+    /// Server-to-client requests the shared child may send to the session they belong to (comma-separated).
+    #[arg(long, env = "MCP_BRIDGE_FORWARD", value_enum, value_delimiter = ',')]
+    pub forward: Vec<Forward>,
+    /// Time a server-to-client request waits for the client before the child gets an error.
+    #[arg(long, env = "MCP_BRIDGE_CLIENT_REQUEST_TIMEOUT", default_value = DEFAULT_CLIENT_REQUEST_TIMEOUT, value_parser = humantime::parse_duration)]
+    pub client_request_timeout: Duration,
+    /// shared: one child for all sessions; session: one child per session, started on its initialize.
+    #[arg(long, env = "MCP_BRIDGE_ISOLATION", value_enum, default_value_t = Isolation::Shared)]
+    pub isolation: Isolation,
+    /// Maximum number of children in per-session mode (503 on initialize above it).
+    #[arg(long, env = "MCP_BRIDGE_MAX_CHILDREN", default_value_t = DEFAULT_MAX_CHILDREN)]
+    pub max_children: usize,
+    /// A session with no request and no open stream for this long is ended (its child stopped).
+    #[arg(long, env = "MCP_BRIDGE_SESSION_IDLE_TIMEOUT", default_value = DEFAULT_SESSION_IDLE_TIMEOUT, value_parser = humantime::parse_duration)]
+    pub session_idle_timeout: Duration,
+    /// Per-session mode: pass request header HEADER of the initialize POST to the session's child as ENVVAR (repeatable).
+    #[arg(long = "session-env", value_name = "HEADER=ENVVAR")]
+    pub session_env: Vec<String>,
+    /// Serve without sessions: no Mcp-Session-Id, every request served by the shared child.
+    #[arg(long, env = "MCP_BRIDGE_STATELESS")]
+    pub stateless: bool,
     /// The stdio MCP server to run, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,

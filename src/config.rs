@@ -2,7 +2,8 @@
 //! [`crate::cli::Cli`]. Nothing else in the crate reads argv or the environment.
 
 use crate::child::ChildSpec;
-use crate::cli::{Cli, LogFormat};
+use crate::cli::{Cli, Forward, Isolation, LogFormat, ResponseMode};
+use crate::router::Root;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
@@ -36,6 +37,26 @@ pub struct Config {
     pub max_sessions: usize,
     /// GET-stream outbox capacity, in messages.
     pub session_outbox: usize,
+    /// How POST requests are answered.
+    pub response_mode: ResponseMode,
+    /// Roots the bridge announces to the shared child.
+    pub roots: Vec<Root>,
+    /// Forward sampling requests (shared mode).
+    pub forward_sampling: bool,
+    /// Forward elicitation requests (shared mode).
+    pub forward_elicitation: bool,
+    /// Time a server-to-client request waits for the client.
+    pub client_request_timeout: Duration,
+    /// Shared child or one child per session.
+    pub isolation: Isolation,
+    /// Maximum children in per-session mode.
+    pub max_children: usize,
+    /// Idle time after which a session ends.
+    pub session_idle_timeout: Duration,
+    /// `(header name, child environment variable)` pairs for per-session children.
+    pub session_env: Vec<(http::HeaderName, String)>,
+    /// Serve without sessions.
+    pub stateless: bool,
 }
 
 /// A configuration error, printed as one line; `main` exits 64.
@@ -70,7 +91,26 @@ impl Config {
         positive("--max-sessions", cli.max_sessions)?;
         positive("--session-outbox", cli.session_outbox)?;
         positive("--child-queue", cli.child_queue)?;
+        positive("--max-children", cli.max_children)?;
+        if cli.stateless && cli.isolation == Isolation::Session {
+            return err("--stateless and --isolation session exclude each other (per-session children need sessions)");
+        }
+        if !cli.session_env.is_empty() && cli.isolation != Isolation::Session {
+            return err("--session-env needs --isolation session");
+        }
+        let roots = cli
+            .roots
+            .iter()
+            .map(|p| root(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let session_env = cli
+            .session_env
+            .iter()
+            .map(|kv| parse_session_env(kv))
+            .collect::<Result<Vec<_>, _>>()?;
         for (flag, d) in [
+            ("--client-request-timeout", cli.client_request_timeout),
+            ("--session-idle-timeout", cli.session_idle_timeout),
             ("--sse-keep-alive", cli.sse_keep_alive),
             ("--init-timeout", cli.init_timeout),
             ("--request-timeout", cli.request_timeout),
@@ -99,6 +139,16 @@ impl Config {
             request_timeout: cli.request_timeout,
             max_sessions: cli.max_sessions,
             session_outbox: cli.session_outbox,
+            response_mode: cli.response_mode,
+            roots,
+            forward_sampling: cli.forward.contains(&Forward::Sampling),
+            forward_elicitation: cli.forward.contains(&Forward::Elicitation),
+            client_request_timeout: cli.client_request_timeout,
+            isolation: cli.isolation,
+            max_children: cli.max_children,
+            session_idle_timeout: cli.session_idle_timeout,
+            session_env,
+            stateless: cli.stateless,
         })
     }
 }
@@ -119,6 +169,32 @@ fn parse_env(kv: &str) -> Result<(String, String), ConfigError> {
         // The value is deliberately not echoed: it may be a secret.
         _ => err("--env expects K=V with a non-empty name"),
     }
+}
+
+/// A `--roots` directory as a `file://` root named after its last component.
+fn root(path: &std::path::Path) -> Result<Root, ConfigError> {
+    let abs = std::fs::canonicalize(path)
+        .map_err(|e| ConfigError(format!("--roots {}: {e}", path.display())))?;
+    if !abs.is_dir() {
+        return err(format!("--roots {}: not a directory", path.display()));
+    }
+    let name = abs
+        .file_name()
+        .map_or_else(|| "/".to_string(), |n| n.to_string_lossy().into_owned());
+    Ok(Root {
+        uri: format!("file://{}", abs.display()),
+        name,
+    })
+}
+
+fn parse_session_env(kv: &str) -> Result<(http::HeaderName, String), ConfigError> {
+    let bad = || ConfigError(format!("--session-env expects HEADER=ENVVAR, got {kv:?}"));
+    let (header, var) = kv.split_once('=').ok_or_else(bad)?;
+    let header = http::HeaderName::from_bytes(header.trim().as_bytes()).map_err(|_| bad())?;
+    if var.is_empty() || var.contains('=') {
+        return Err(bad());
+    }
+    Ok((header, var.to_string()))
 }
 
 fn positive(flag: &str, n: usize) -> Result<(), ConfigError> {
@@ -160,6 +236,51 @@ mod tests {
         assert!(parse(&["mcp-bridge", "--mcp-path", "mcp", "--", "x"]).is_err());
         assert!(parse(&["mcp-bridge", "--mcp-path", "/healthz", "--", "x"]).is_err());
         assert!(parse(&["mcp-bridge", "--max-body-bytes", "0", "--", "x"]).is_err());
+    }
+
+    #[test]
+    fn issue3_flags_validate() {
+        let c = parse(&[
+            "mcp-bridge",
+            "--forward",
+            "sampling,elicitation",
+            "--roots",
+            "/tmp",
+            "--",
+            "x",
+        ])
+        .unwrap();
+        assert!(c.forward_sampling && c.forward_elicitation);
+        assert_eq!(
+            c.roots[0].uri,
+            format!(
+                "file://{}",
+                std::fs::canonicalize("/tmp").unwrap().display()
+            )
+        );
+        assert!(parse(&["mcp-bridge", "--roots", "/nonexistent-dir", "--", "x"]).is_err());
+        assert!(parse(&[
+            "mcp-bridge",
+            "--stateless",
+            "--isolation",
+            "session",
+            "--",
+            "x"
+        ])
+        .is_err());
+        assert!(parse(&["mcp-bridge", "--session-env", "x-token=TOKEN", "--", "x"]).is_err());
+        let c = parse(&[
+            "mcp-bridge",
+            "--isolation",
+            "session",
+            "--session-env",
+            "X-Token=TOKEN",
+            "--",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(c.session_env[0].0, "x-token");
+        assert_eq!(c.session_env[0].1, "TOKEN");
     }
 
     #[test]

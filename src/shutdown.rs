@@ -4,7 +4,6 @@
 //! process group).
 
 use crate::app::AppState;
-use crate::child::ChildControl;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::time::Duration;
 use tokio::signal::unix::{signal as unix_signal, SignalKind};
@@ -26,8 +25,8 @@ pub async fn signal() {
 }
 
 /// Runs the drain: readiness red, streams closed, in-flight requests finished or cut at the
-/// grace period, child stopped.
-pub async fn drain(state: &AppState, graceful: GracefulShutdown, child: &ChildControl) {
+/// grace period, children stopped (the shared one, or every session's own, concurrently).
+pub async fn drain(state: &AppState, graceful: GracefulShutdown) {
     state.shutdown.cancel();
     state.sessions.close_all_streams();
     let grace = state.config.shutdown_grace;
@@ -40,6 +39,16 @@ pub async fn drain(state: &AppState, graceful: GracefulShutdown, child: &ChildCo
             "connections still open after the grace period; closing them"
         );
     }
-    let info = child.stop(CHILD_STOP_STEP).await;
-    tracing::info!(child.pid = child.pid(), status = %info, "child stopped; mcp-bridge exiting");
+    let sessions = state.sessions.all();
+    let children = state
+        .shared_child
+        .iter()
+        .cloned()
+        .chain(sessions.iter().filter_map(|s| s.child.clone()));
+    let stops = children.map(|child| async move {
+        let info = child.stop(CHILD_STOP_STEP).await;
+        tracing::info!(child.pid = child.pid(), status = %info, "child stopped");
+    });
+    futures_util::future::join_all(stops).await;
+    tracing::info!("mcp-bridge exiting");
 }

@@ -1,14 +1,15 @@
-//! The router's handling of what comes from the child (responses, requests, notifications,
-//! garbage, exit) and of what it writes to the child's stdin.
+//! The router's handling of what comes from the child: responses, notifications (each routed to
+//! the sessions it concerns), requests (see `server_requests`), garbage lines and exit.
 
+use super::requests::RELATED_TASK;
 use super::{RouteError, Router, UpstreamId};
 use crate::child::ExitInfo;
 use crate::jsonrpc::codec::Frame;
 use crate::jsonrpc::{self, Kind, Message, RequestId};
-use crate::session::SessionKey;
+use crate::session::{Delivery, LogLevel, SessionKey};
 use crate::transport::sse;
 use bytes::Bytes;
-use serde_json::json;
+use serde_json::Value;
 
 impl Router {
     pub(super) fn handle_frame(&mut self, frame: Frame) {
@@ -47,7 +48,6 @@ impl Router {
             Kind::Request => self.handle_child_request(msg),
             Kind::Notification => self.handle_child_notification(msg, &line),
         }
-        self.metrics.requests_in_flight.set(self.map.len() as i64);
     }
 
     fn handle_response(&mut self, msg: Message) {
@@ -68,35 +68,113 @@ impl Router {
             );
             return;
         };
-        let bytes = Bytes::from(msg.to_json_with_id(Some(&entry.client_id)));
-        let _ = entry.payload.send(Ok(bytes));
-    }
-
-    /// Server-to-client requests: the bridge offers the child no client capabilities, so only
-    /// `ping` is answered (by the bridge itself); anything else gets a JSON-RPC error at once.
-    fn handle_child_request(&mut self, msg: Message) {
-        let id = msg.request_id().expect("requests carry ids");
-        let line = if msg.method() == "ping" {
-            jsonrpc::result_response(
-                id,
-                &serde_json::value::RawValue::from_string("{}".into()).expect("valid"),
-            )
-        } else {
-            let text = format!(
-                "mcp-bridge does not forward server-to-client request {:?} in shared mode (the capability was not offered)",
-                msg.method()
-            );
-            jsonrpc::error_response(Some(id), jsonrpc::METHOD_NOT_FOUND, &text)
-        };
-        if let Err(e) = self.write_line(line) {
-            tracing::warn!(error = %e, "could not answer the child's request");
-        }
+        self.finish(entry, msg);
     }
 
     fn handle_child_notification(&mut self, msg: Message, line: &Bytes) {
         tracing::trace!(rpc.method = msg.method(), "notification from child");
-        let event = sse::message_event(line);
-        let slow = self.sessions.broadcast(&event);
+        let params: Option<Value> = msg
+            .params
+            .as_deref()
+            .and_then(|p| serde_json::from_str(p.get()).ok());
+        let params = params.unwrap_or(Value::Null);
+        match msg.method() {
+            "notifications/progress" => self.route_progress(&msg, params),
+            "notifications/cancelled" => self.route_child_cancel(&params),
+            "notifications/resources/updated" => {
+                let uri = params["uri"].as_str().unwrap_or_default();
+                let event = sse::message_event(line);
+                for key in self.subscriptions.subscribers(uri) {
+                    self.deliver_to_session(key, event.clone());
+                }
+            }
+            "notifications/elicitation/complete" => {
+                let id = params["elicitationId"].as_str().unwrap_or_default();
+                if let Some(key) = self.elicitations.remove(id) {
+                    self.deliver_to_session(key, sse::message_event(line));
+                }
+            }
+            "notifications/message" if related_task(&params).is_none() => {
+                let level = params["level"]
+                    .as_str()
+                    .and_then(LogLevel::parse)
+                    .unwrap_or(LogLevel::Emergency);
+                self.broadcast(sse::message_event(line), |s| {
+                    s.log_level().is_none_or(|l| level >= l)
+                });
+            }
+            _ => match related_task(&params).and_then(|t| self.tasks.owner(t)) {
+                Some(owner) => {
+                    self.deliver_to_session(owner, sse::message_event(line));
+                }
+                None if related_task(&params).is_some() => {
+                    tracing::debug!(
+                        rpc.method = msg.method(),
+                        "task message for an unknown task dropped"
+                    );
+                }
+                None => self.broadcast(sse::message_event(line), |_| true),
+            },
+        }
+    }
+
+    /// Progress for a request in flight: restore the client's token and send it where the
+    /// request's other related messages go.
+    fn route_progress(&mut self, msg: &Message, mut params: Value) {
+        let Some(up) = params["progressToken"].as_u64().map(UpstreamId) else {
+            tracing::debug!("progress with a token the bridge never issued, dropped");
+            return;
+        };
+        let Some(original) = self.map.get(up).and_then(|e| e.payload.progress.clone()) else {
+            tracing::debug!(
+                upstream.id = up.0,
+                "progress for a finished request, dropped"
+            );
+            return;
+        };
+        params["progressToken"] = original;
+        let out = serde_json::json!({ "jsonrpc": "2.0", "method": msg.method(), "params": params });
+        let event = sse::message_event(&serde_json::to_vec(&out).expect("serializes"));
+        self.deliver_related(up, event);
+    }
+
+    /// Sends `event` on the POST stream of request `up`, or on its session's GET stream when
+    /// the POST was answered with JSON (or its stream is gone).
+    pub(super) fn deliver_related(&mut self, up: UpstreamId, event: Bytes) -> bool {
+        let Some(entry) = self.map.get(up) else {
+            return false;
+        };
+        let session = entry.session;
+        if let Some(stream) = &entry.payload.stream {
+            if stream.try_send(event.clone()).is_ok() {
+                return true;
+            }
+        }
+        self.deliver_to_session(session, event)
+    }
+
+    /// Offers `event` to a session's GET stream; true when queued.
+    pub(super) fn deliver_to_session(&mut self, key: SessionKey, event: Bytes) -> bool {
+        let Some(session) = self.sessions.by_key(key) else {
+            return false;
+        };
+        match session.deliver(event) {
+            Delivery::Queued => true,
+            Delivery::NoStream => false,
+            Delivery::SlowConsumer => {
+                tracing::warn!(session.id = %session.id, "GET stream closed: the client is not reading (slow consumer)");
+                self.metrics.slow_consumers.inc();
+                false
+            }
+        }
+    }
+
+    /// Offers `event` to every in-scope session's GET stream that `filter` accepts.
+    fn broadcast(&mut self, event: Bytes, filter: impl Fn(&crate::session::Session) -> bool) {
+        let scope = self.options.scope;
+        let slow = self
+            .sessions
+            .broadcast(&event, |s| scope.is_none_or(|k| k == s.key) && filter(s));
         self.metrics.slow_consumers.inc_by(slow as u64);
     }
 
@@ -105,71 +183,28 @@ impl Router {
         for (_, entry) in self.map.drain() {
             let _ = entry
                 .payload
+                .reply
                 .send(Err(RouteError::Unavailable(how.clone())));
         }
         self.exited = Some(how);
-    }
-
-    pub(super) fn forward_notification(&mut self, session: SessionKey, msg: Message) {
-        if msg.method() != "notifications/cancelled" {
-            if let Err(e) = self.write_line(msg.to_json_with_id::<RequestId>(None)) {
-                tracing::debug!(error = %e, "client notification not forwarded");
-            }
-            return;
-        }
-        #[derive(serde::Deserialize)]
-        struct Cancelled {
-            #[serde(rename = "requestId")]
-            request_id: RequestId,
-        }
-        let parsed = msg
-            .params
-            .as_deref()
-            .and_then(|p| serde_json::from_str::<Cancelled>(p.get()).ok());
-        if let Some(c) = parsed {
-            self.cancel(session, &c.request_id, "cancelled by the client");
-        }
-    }
-
-    /// Cancels a client's in-flight request: its waiter gets an error, the child a
-    /// `notifications/cancelled` with the upstream id. Unknown ids are ignored (spec: MAY ignore).
-    pub(super) fn cancel(&mut self, session: SessionKey, id: &RequestId, reason: &'static str) {
-        let Some(up) = self.map.upstream_of(session, id) else {
-            return;
-        };
-        if let Some(entry) = self.map.resolve(up) {
-            let _ = entry.payload.send(Err(RouteError::Cancelled(reason)));
-        }
-        self.send_cancel(up, reason);
-    }
-
-    pub(super) fn send_cancel(&mut self, up: UpstreamId, reason: &str) {
-        let note = json!({
-            "jsonrpc": "2.0",
-            "method": "notifications/cancelled",
-            "params": { "requestId": up.0, "reason": reason },
-        });
-        let _ = self.write_line(serde_json::to_vec(&note).expect("json! serializes"));
-    }
-
-    /// Queues one message for the child's stdin as a single line. Raw `\r`/`\n` in JSON text can
-    /// only be insignificant whitespace, so they become spaces (stdio framing forbids embedded
-    /// newlines). Errors: [`RouteError::Overloaded`] when the queue is full,
-    /// [`RouteError::Unavailable`] when the child's stdin is closed.
-    pub(super) fn write_line(&mut self, mut line: Vec<u8>) -> Result<(), RouteError> {
-        for b in line.iter_mut() {
-            if *b == b'\n' || *b == b'\r' {
-                *b = b' ';
+        self.timeouts.clear();
+        self.server_requests.clear();
+        self.server_by_child.clear();
+        if let Some(key) = self.options.scope {
+            // Per-session mode: the session's own child is gone, and so is the session.
+            if let Some(session) = self.sessions.by_key(key) {
+                self.sessions.remove(&session.id);
+                tracing::info!(session.id = %session.id, "session ended: its child exited");
             }
         }
-        line.push(b'\n');
-        self.stdin.try_send(Bytes::from(line)).map_err(|e| match e {
-            tokio::sync::mpsc::error::TrySendError::Full(_) => RouteError::Overloaded,
-            tokio::sync::mpsc::error::TrySendError::Closed(_) => RouteError::Unavailable(
-                self.exited
-                    .clone()
-                    .unwrap_or_else(|| "its stdin is closed".into()),
-            ),
-        })
     }
+}
+
+/// The `taskId` of the related-task `_meta` of a message's params, if any.
+pub(super) fn related_task(params: &Value) -> Option<&str> {
+    params
+        .get("_meta")?
+        .get(RELATED_TASK)?
+        .get("taskId")?
+        .as_str()
 }

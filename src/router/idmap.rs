@@ -38,6 +38,8 @@ pub struct IdMap<T> {
     next: u64,
     by_upstream: HashMap<UpstreamId, Entry<T>>,
     by_client: HashMap<(SessionKey, RequestId), UpstreamId>,
+    /// Requests in flight per session (sessions with none are absent).
+    per_session: HashMap<SessionKey, usize>,
 }
 
 impl<T> Default for IdMap<T> {
@@ -46,6 +48,7 @@ impl<T> Default for IdMap<T> {
             next: 1,
             by_upstream: HashMap::new(),
             by_client: HashMap::new(),
+            per_session: HashMap::new(),
         }
     }
 }
@@ -72,6 +75,7 @@ impl<T> IdMap<T> {
         self.next += 1;
         self.by_client.insert(key.clone(), id);
         let (session, client_id) = key;
+        *self.per_session.entry(session).or_default() += 1;
         self.by_upstream.insert(
             id,
             Entry {
@@ -89,7 +93,42 @@ impl<T> IdMap<T> {
         let entry = self.by_upstream.remove(&id)?;
         self.by_client
             .remove(&(entry.session, entry.client_id.clone()));
+        if let Some(n) = self.per_session.get_mut(&entry.session) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_session.remove(&entry.session);
+            }
+        }
         Some(entry)
+    }
+
+    /// The entry of an in-flight request, without removing it.
+    pub fn get(&self, id: UpstreamId) -> Option<&Entry<T>> {
+        self.by_upstream.get(&id)
+    }
+
+    /// Mutable access to an in-flight request's entry.
+    pub fn get_mut(&mut self, id: UpstreamId) -> Option<&mut Entry<T>> {
+        self.by_upstream.get_mut(&id)
+    }
+
+    /// The sessions that have at least one request in flight, in key order.
+    pub fn sessions_in_flight(&self) -> Vec<SessionKey> {
+        let mut keys: Vec<SessionKey> = self.per_session.keys().copied().collect();
+        keys.sort();
+        keys
+    }
+
+    /// The upstream ids of `session`'s requests in flight, ascending.
+    pub fn requests_of(&self, session: SessionKey) -> Vec<UpstreamId> {
+        let mut ids: Vec<UpstreamId> = self
+            .by_upstream
+            .iter()
+            .filter(|(_, e)| e.session == session)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort();
+        ids
     }
 
     /// The upstream id of a client's in-flight request, e.g. to translate its
@@ -100,12 +139,7 @@ impl<T> IdMap<T> {
 
     /// Removes and returns every entry of `session` (the session ended), ordered by upstream id.
     pub fn remove_session(&mut self, session: SessionKey) -> Vec<(UpstreamId, Entry<T>)> {
-        let ids: Vec<UpstreamId> = self
-            .by_upstream
-            .iter()
-            .filter(|(_, e)| e.session == session)
-            .map(|(id, _)| *id)
-            .collect();
+        let ids = self.requests_of(session);
         let mut out: Vec<_> = ids
             .into_iter()
             .filter_map(|id| self.resolve(id).map(|e| (id, e)))
@@ -117,6 +151,7 @@ impl<T> IdMap<T> {
     /// Removes and returns every entry (the child exited), ordered by upstream id.
     pub fn drain(&mut self) -> Vec<(UpstreamId, Entry<T>)> {
         self.by_client.clear();
+        self.per_session.clear();
         let mut out: Vec<_> = self.by_upstream.drain().collect();
         out.sort_by_key(|(id, _)| *id);
         out
@@ -196,6 +231,8 @@ mod tests {
         let a2 = map.allocate(A, num(2), ()).unwrap();
         let b1 = map.allocate(B, num(1), ()).unwrap();
         assert_eq!(map.upstream_of(A, &num(2)), Some(a2));
+        assert_eq!(map.sessions_in_flight(), vec![A, B]);
+        assert_eq!(map.requests_of(A), vec![a1, a2]);
         assert_eq!(map.upstream_of(B, &num(2)), None);
         let removed: Vec<_> = map
             .remove_session(A)
@@ -205,9 +242,11 @@ mod tests {
         assert_eq!(removed, vec![a1, a2]);
         assert_eq!(map.upstream_of(A, &num(1)), None);
         assert_eq!(map.upstream_of(B, &num(1)), Some(b1));
+        assert_eq!(map.sessions_in_flight(), vec![B]);
         let drained: Vec<_> = map.drain().into_iter().map(|(id, _)| id).collect();
         assert_eq!(drained, vec![b1]);
         assert!(map.is_empty());
+        assert!(map.sessions_in_flight().is_empty());
         assert_eq!(map.upstream_of(B, &num(1)), None);
     }
 }

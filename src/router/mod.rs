@@ -1,13 +1,19 @@
-//! The router: the one task that owns the shared child's stdin queue, stdout stream and the
-//! [`IdMap`] of requests in flight (DESIGN.md section 2).
+//! The router: the one task that owns a child's stdin queue, its stdout stream and all routing
+//! state for it: the [`IdMap`] of requests in flight, progress tokens, server-to-client requests,
+//! subscriptions, log levels and task owners (DESIGN.md section 2).
 //!
 //! Callers hold a cloneable [`RouterHandle`] over a bounded command channel. Invariants: every
 //! request line written to the child carries a fresh upstream id; a child response is delivered
 //! only to the waiter that owns its upstream id, with the client's original id restored; a
-//! response for an id no longer in the map (cancelled, timed out, abandoned) is dropped; the
-//! router never awaits a slow session or a full child stdin queue (both fail fast).
+//! message related to a request (progress, a server-to-client request) goes only to that
+//! request's session; a response for an id no longer in the map is dropped; the router never
+//! awaits a slow session or a full child stdin queue (both fail fast).
 
+mod child_side;
 pub mod idmap;
+mod requests;
+mod server_requests;
+pub mod state;
 mod upstream;
 
 pub use upstream::{initialize_child, InitCache, InitError};
@@ -19,9 +25,12 @@ use crate::session::{SessionKey, Sessions};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use idmap::{IdMap, UpstreamId};
+use serde_json::Value;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::time::DelayQueue;
 
 /// Capacity of the router's command channel, in commands. A full channel makes callers wait
 /// (backpressure on HTTP handlers), never the router.
@@ -63,13 +72,43 @@ impl RouteError {
 /// The child's response to one request (compact JSON with the client's id), or why none came.
 pub type Reply = Result<Bytes, RouteError>;
 
+/// A root the bridge announces to the child itself (`--roots`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Root {
+    /// `file://` URI of the directory.
+    pub uri: String,
+    /// Display name (the last path component).
+    pub name: String,
+}
+
+/// How a router treats the sessions it serves.
+#[derive(Debug, Clone)]
+pub struct RouterOptions {
+    /// `Some(key)` in per-session mode: the router serves exactly that session and routes every
+    /// server-to-client request to it. `None` for the shared child.
+    pub scope: Option<SessionKey>,
+    /// Roots answered by the bridge (shared mode; `roots/list` is otherwise refused).
+    pub roots: Vec<Root>,
+    /// Forward `sampling/createMessage` to the attributed session (shared mode).
+    pub forward_sampling: bool,
+    /// Forward `elicitation/create` to the attributed session (shared mode).
+    pub forward_elicitation: bool,
+    /// How long a server-to-client request may wait for the client's answer.
+    pub client_request_timeout: Duration,
+}
+
 enum Command {
     Request {
         session: SessionKey,
         msg: Message,
         reply: oneshot::Sender<Reply>,
+        stream: Option<mpsc::Sender<Bytes>>,
     },
     Notify {
+        session: SessionKey,
+        msg: Message,
+    },
+    ClientResponse {
         session: SessionKey,
         msg: Message,
     },
@@ -87,7 +126,7 @@ enum Command {
     },
 }
 
-/// Cloneable handle to the router task.
+/// Cloneable handle to a router task.
 #[derive(Clone, Debug)]
 pub struct RouterHandle {
     tx: mpsc::Sender<Command>,
@@ -99,12 +138,13 @@ impl std::fmt::Debug for Command {
     }
 }
 
-/// Starts the router for `child` on `tracker`. Child notifications are offered to every session
-/// in `sessions`. Returns the handle; the task ends when every handle is dropped.
+/// Starts the router for `child` on `tracker`. Returns the handle; the task ends when every
+/// handle is dropped.
 pub fn start(
     child: SpawnedChild,
     sessions: Arc<Sessions>,
     metrics: Arc<Metrics>,
+    options: RouterOptions,
     tracker: &tokio_util::task::TaskTracker,
 ) -> RouterHandle {
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
@@ -115,22 +155,47 @@ pub fn start(
         metrics,
         exited: None,
         pid: child.pid,
+        options,
+        server_requests: HashMap::new(),
+        server_by_child: HashMap::new(),
+        next_server_id: 1,
+        timeouts: DelayQueue::new(),
+        elicitations: HashMap::new(),
+        subscriptions: state::Subscriptions::default(),
+        tasks: state::TaskOwners::default(),
+        child_level: None,
     };
     tracker.spawn(router.run(rx, child.stdout, child.control.exit()));
     RouterHandle { tx }
 }
 
 impl RouterHandle {
+    /// A handle to no router: every call fails as if the child had stopped. For tests.
+    pub fn detached() -> RouterHandle {
+        RouterHandle {
+            tx: mpsc::channel(1).0,
+        }
+    }
+
     /// Forwards the request `msg` of `session` to the child and waits up to `timeout` for its
-    /// response. On timeout the child gets `notifications/cancelled`. Cancel safe: if this future
-    /// is dropped, the routing entry is released (a late response is then dropped).
-    pub async fn call(&self, session: SessionKey, msg: Message, timeout: Duration) -> Reply {
+    /// response. Messages related to the request (progress, server-to-client requests) go to
+    /// `stream` when given, else to the session's GET stream. On timeout the child gets
+    /// `notifications/cancelled`. Cancel safe: if this future is dropped, the routing entry is
+    /// released (a late response is then dropped).
+    pub async fn call(
+        &self,
+        session: SessionKey,
+        msg: Message,
+        timeout: Duration,
+        stream: Option<mpsc::Sender<Bytes>>,
+    ) -> Reply {
         let id = msg.request_id().cloned().expect("call() takes requests");
         let (reply, rx) = oneshot::channel();
         let cmd = Command::Request {
             session,
             msg,
             reply,
+            stream,
         };
         if self.tx.send(cmd).await.is_err() {
             return Err(RouteError::Unavailable("the router has stopped".into()));
@@ -160,13 +225,19 @@ impl RouterHandle {
         }
     }
 
-    /// Forwards a client notification (translating `notifications/cancelled`). Waits only for
-    /// room in the command queue.
+    /// Forwards a client notification (translating `notifications/cancelled` and progress
+    /// tokens). Waits only for room in the command queue.
     pub async fn notify(&self, session: SessionKey, msg: Message) {
         let _ = self.tx.send(Command::Notify { session, msg }).await;
     }
 
-    /// Tells the router that `session` ended: its in-flight requests are cancelled at the child.
+    /// Delivers a client's response to a server-to-client request back to the child.
+    pub async fn client_response(&self, session: SessionKey, msg: Message) {
+        let _ = self.tx.send(Command::ClientResponse { session, msg }).await;
+    }
+
+    /// Tells the router that `session` ended: its in-flight requests are cancelled at the child,
+    /// its subscriptions, log level and pending server-to-client requests are released.
     pub async fn session_closed(&self, session: SessionKey) {
         let _ = self.tx.send(Command::SessionClosed { session }).await;
     }
@@ -190,14 +261,59 @@ impl Drop for AbandonGuard<'_> {
     }
 }
 
+/// What to do with a response before it goes back to the client.
+#[derive(Debug)]
+enum After {
+    /// Deliver as is.
+    Nothing,
+    /// A task-augmented request: remember who owns the task it creates.
+    TaskCreate,
+    /// `tasks/list`: keep only the asking session's tasks.
+    TasksList,
+    /// The first `resources/subscribe` for `uri`: undo the bookkeeping if the child refuses.
+    Subscribed(String),
+}
+
+/// One request in flight.
+struct Pending {
+    reply: oneshot::Sender<Reply>,
+    /// The POST's SSE stream, when it has one.
+    stream: Option<mpsc::Sender<Bytes>>,
+    /// The client's own progress token (the child saw the upstream id instead).
+    progress: Option<Value>,
+    after: After,
+}
+
+/// A server-to-client request waiting for the client's answer.
+#[derive(Debug)]
+struct ServerRequest {
+    session: SessionKey,
+    /// The id the child used.
+    child_id: RequestId,
+    timeout: tokio_util::time::delay_queue::Key,
+}
+
 struct Router {
-    map: IdMap<oneshot::Sender<Reply>>,
+    map: IdMap<Pending>,
     stdin: mpsc::Sender<Bytes>,
     sessions: Arc<Sessions>,
     metrics: Arc<Metrics>,
     /// How the child ended, once it has.
     exited: Option<String>,
     pid: u32,
+    options: RouterOptions,
+    /// Server-to-client requests by (session, id the client sees).
+    server_requests: HashMap<(SessionKey, RequestId), ServerRequest>,
+    /// The same, by the id the child used.
+    server_by_child: HashMap<RequestId, (SessionKey, RequestId)>,
+    next_server_id: i64,
+    timeouts: DelayQueue<(SessionKey, RequestId)>,
+    /// URL-mode elicitations by `elicitationId`.
+    elicitations: HashMap<String, SessionKey>,
+    subscriptions: state::Subscriptions,
+    tasks: state::TaskOwners,
+    /// The level last sent to the child with `logging/setLevel`.
+    child_level: Option<crate::session::LogLevel>,
 }
 
 type Stdout =
@@ -221,6 +337,9 @@ impl Router {
                     Some(Ok(frame)) => self.handle_frame(frame),
                     _ => stdout_open = false,
                 },
+                Some(expired) = self.timeouts.next(), if !self.timeouts.is_empty() => {
+                    self.handle_client_timeout(expired.into_inner());
+                }
                 _ = exit.changed(), if self.exited.is_none() => {
                     let info = *exit.borrow_and_update();
                     if let Some(info) = info {
@@ -230,6 +349,7 @@ impl Router {
                     }
                 }
             }
+            self.metrics.requests_in_flight.set(self.map.len() as i64);
         }
     }
 
@@ -239,8 +359,10 @@ impl Router {
                 session,
                 msg,
                 reply,
-            } => self.forward_request(session, msg, reply),
+                stream,
+            } => self.forward_request(session, msg, reply, stream),
             Command::Notify { session, msg } => self.forward_notification(session, msg),
+            Command::ClientResponse { session, msg } => self.handle_client_response(session, msg),
             Command::Cancel {
                 session,
                 id,
@@ -251,47 +373,25 @@ impl Router {
                     self.map.resolve(up);
                 }
             }
-            Command::SessionClosed { session } => {
-                for (up, entry) in self.map.remove_session(session) {
-                    let _ = entry
-                        .payload
-                        .send(Err(RouteError::Cancelled("the session ended")));
-                    self.send_cancel(up, "client session ended");
-                }
-            }
+            Command::SessionClosed { session } => self.close_session(session),
         }
-        self.metrics.requests_in_flight.set(self.map.len() as i64);
     }
 
-    fn forward_request(
-        &mut self,
-        session: SessionKey,
-        msg: Message,
-        reply: oneshot::Sender<Reply>,
-    ) {
-        if let Some(how) = &self.exited {
-            let _ = reply.send(Err(RouteError::Unavailable(how.clone())));
-            return;
+    fn close_session(&mut self, session: SessionKey) {
+        for (up, entry) in self.map.remove_session(session) {
+            let _ = entry
+                .payload
+                .reply
+                .send(Err(RouteError::Cancelled("the session ended")));
+            self.send_cancel(up, "client session ended");
         }
-        let id = msg.request_id().cloned().expect("requests carry ids");
-        if self.map.upstream_of(session, &id).is_some() {
-            let _ = reply.send(Err(RouteError::DuplicateId(id)));
-            return;
+        for uri in self.subscriptions.remove_session(session) {
+            self.send_bridge_request("resources/unsubscribe", serde_json::json!({ "uri": uri }));
         }
-        let up = self
-            .map
-            .allocate(session, id, reply)
-            .expect("checked for duplicates above");
-        tracing::trace!(
-            rpc.method = msg.method(),
-            upstream.id = up.0,
-            "forwarding request"
-        );
-        if let Err(err) = self.write_line(msg.to_json_with_id(Some(&up))) {
-            if let Some(entry) = self.map.resolve(up) {
-                let _ = entry.payload.send(Err(err));
-            }
-        }
+        self.tasks.remove_session(session);
+        self.elicitations.retain(|_, s| *s != session);
+        self.fail_server_requests_of(session);
+        self.update_child_level(Some(session));
     }
 }
 
@@ -313,5 +413,3 @@ async fn drain_stdout(router: &mut Router, stdout: &mut Stdout, open: bool) {
         }
     }
 }
-
-mod child_side;

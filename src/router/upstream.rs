@@ -66,12 +66,13 @@ pub enum InitError {
     Malformed(String),
 }
 
-/// Sends the bridge's own `initialize` (newest protocol version, no client capabilities, its own
-/// `clientInfo`) and then `notifications/initialized`; returns the cache built from the result.
+/// Sends the bridge's own `initialize` (newest protocol version, the client `capabilities` the
+/// bridge can honour, its own `clientInfo`) and then `notifications/initialized`; returns the cache built from the result.
 /// Waits at most `timeout` for the response.
 pub async fn initialize_child(
     router: &RouterHandle,
     timeout: Duration,
+    capabilities: Value,
 ) -> Result<InitCache, InitError> {
     let request = json!({
         "jsonrpc": "2.0",
@@ -79,13 +80,13 @@ pub async fn initialize_child(
         "method": "initialize",
         "params": {
             "protocolVersion": protocol::LATEST_VERSION,
-            "capabilities": {},
+            "capabilities": capabilities,
             "clientInfo": { "name": "mcp-bridge", "version": env!("CARGO_PKG_VERSION") },
         },
     });
     let msg =
         Message::parse(&serde_json::to_vec(&request).expect("serializes")).expect("valid request");
-    let bytes = router.call(SessionKey::BRIDGE, msg, timeout).await?;
+    let bytes = router.call(SessionKey::BRIDGE, msg, timeout, None).await?;
     let response: Value =
         serde_json::from_slice(&bytes).map_err(|e| InitError::Malformed(e.to_string()))?;
     if let Some(err) = response.get("error") {

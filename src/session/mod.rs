@@ -8,10 +8,17 @@
 //! for a session whose outbox is full closes that session's stream (the session stays) instead of
 //! ever blocking the router.
 
+mod caps;
+
+pub use caps::{ClientCaps, LogLevel};
+
+use crate::child::ChildControl;
+use crate::router::RouterHandle;
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// Compact internal key of a session, used in the router's id map instead of the long id string.
@@ -32,10 +39,35 @@ pub struct Session {
     pub key: SessionKey,
     /// The protocol version negotiated in this session's `initialize`.
     pub version: &'static str,
+    /// What the client declared in its `initialize`.
+    pub caps: ClientCaps,
+    /// The router of the child serving this session (shared, or its own in per-session mode).
+    pub router: RouterHandle,
+    /// The session's own child, in per-session mode.
+    pub child: Option<ChildControl>,
     /// Sender half of the current GET stream's outbox, if a GET stream is open.
     stream: Mutex<Option<mpsc::Sender<Bytes>>>,
     /// Capacity of a GET stream's outbox, in messages.
     outbox: usize,
+    /// Level set by `logging/setLevel` ([`LogLevel::UNSET`] until then).
+    log_level: AtomicU8,
+    /// Milliseconds since the registry's epoch at the session's last request.
+    last_active_ms: AtomicU64,
+}
+
+/// What a new session is made of; see [`Sessions::insert`].
+#[derive(Debug)]
+pub struct NewSession {
+    /// Key from [`Sessions::next_key`].
+    pub key: SessionKey,
+    /// Negotiated protocol version.
+    pub version: &'static str,
+    /// Declared client capabilities.
+    pub caps: ClientCaps,
+    /// Router serving the session.
+    pub router: RouterHandle,
+    /// Its own child (per-session mode).
+    pub child: Option<ChildControl>,
 }
 
 /// What became of a message offered to a session's GET stream.
@@ -50,6 +82,25 @@ pub enum Delivery {
 }
 
 impl Session {
+    /// The level the session set with `logging/setLevel`, if any.
+    pub fn log_level(&self) -> Option<LogLevel> {
+        LogLevel::from_u8(self.log_level.load(Ordering::Relaxed))
+    }
+
+    /// Records the session's `logging/setLevel`.
+    pub fn set_log_level(&self, level: LogLevel) {
+        self.log_level.store(level as u8, Ordering::Relaxed);
+    }
+
+    /// True while a GET stream is attached.
+    pub fn has_stream(&self) -> bool {
+        self.stream
+            .lock()
+            .expect("stream lock")
+            .as_ref()
+            .is_some_and(|tx| !tx.is_closed())
+    }
+
     /// Opens a GET stream for this session, replacing (and so ending) any previous one.
     /// Returns the receiver the SSE response body drains.
     pub fn attach_stream(&self) -> mpsc::Receiver<Bytes> {
@@ -88,13 +139,20 @@ impl Session {
 #[error("the bridge already holds its maximum of {0} sessions")]
 pub struct TooManySessions(pub usize);
 
+#[derive(Debug, Default)]
+struct Maps {
+    by_id: HashMap<String, Arc<Session>>,
+    by_key: HashMap<SessionKey, Arc<Session>>,
+}
+
 /// The registry of live sessions, shared by the HTTP handlers and the router.
 #[derive(Debug)]
 pub struct Sessions {
-    map: RwLock<HashMap<String, Arc<Session>>>,
+    maps: RwLock<Maps>,
     next_key: AtomicU64,
     max_sessions: usize,
     outbox: usize,
+    epoch: Instant,
 }
 
 impl Sessions {
@@ -102,45 +160,85 @@ impl Sessions {
     /// of `outbox` messages.
     pub fn new(max_sessions: usize, outbox: usize) -> Self {
         Sessions {
-            map: RwLock::new(HashMap::new()),
+            maps: RwLock::new(Maps::default()),
             next_key: AtomicU64::new(1),
             max_sessions,
             outbox: outbox.max(1),
+            epoch: Instant::now(),
         }
     }
 
-    /// Creates a session that negotiated `version`. Errors with [`TooManySessions`] at the limit.
-    pub fn create(&self, version: &'static str) -> Result<Arc<Session>, TooManySessions> {
+    /// A fresh internal key (never [`SessionKey::BRIDGE`], never reused).
+    pub fn next_key(&self) -> SessionKey {
+        SessionKey(self.next_key.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// True when another session would exceed the limit.
+    pub fn is_full(&self) -> bool {
+        self.len() >= self.max_sessions
+    }
+
+    /// Registers a session with a fresh CSPRNG id. Errors with [`TooManySessions`] at the limit.
+    pub fn insert(&self, new: NewSession) -> Result<Arc<Session>, TooManySessions> {
         let session = Arc::new(Session {
             id: new_session_id(),
-            key: SessionKey(self.next_key.fetch_add(1, Ordering::Relaxed)),
-            version,
+            key: new.key,
+            version: new.version,
+            caps: new.caps,
+            router: new.router,
+            child: new.child,
             stream: Mutex::new(None),
             outbox: self.outbox,
+            log_level: AtomicU8::new(LogLevel::UNSET),
+            last_active_ms: AtomicU64::new(self.now_ms()),
         });
-        let mut map = self.map.write().expect("sessions lock");
-        if map.len() >= self.max_sessions {
+        let mut maps = self.maps.write().expect("sessions lock");
+        if maps.by_id.len() >= self.max_sessions {
             return Err(TooManySessions(self.max_sessions));
         }
-        map.insert(session.id.clone(), session.clone());
+        maps.by_id.insert(session.id.clone(), session.clone());
+        maps.by_key.insert(session.key, session.clone());
         Ok(session)
     }
 
-    /// Looks a session up by its `Mcp-Session-Id`.
+    /// Looks a session up by its `Mcp-Session-Id` and marks it active.
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {
-        self.map.read().expect("sessions lock").get(id).cloned()
+        let session = self
+            .maps
+            .read()
+            .expect("sessions lock")
+            .by_id
+            .get(id)
+            .cloned()?;
+        session
+            .last_active_ms
+            .store(self.now_ms(), Ordering::Relaxed);
+        Some(session)
+    }
+
+    /// Looks a session up by its internal key.
+    pub fn by_key(&self, key: SessionKey) -> Option<Arc<Session>> {
+        self.maps
+            .read()
+            .expect("sessions lock")
+            .by_key
+            .get(&key)
+            .cloned()
     }
 
     /// Ends a session: removes it and closes its GET stream. Returns it if it existed.
     pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
-        let session = self.map.write().expect("sessions lock").remove(id)?;
+        let mut maps = self.maps.write().expect("sessions lock");
+        let session = maps.by_id.remove(id)?;
+        maps.by_key.remove(&session.key);
+        drop(maps);
         session.close_stream();
         Some(session)
     }
 
     /// Number of live sessions.
     pub fn len(&self) -> usize {
-        self.map.read().expect("sessions lock").len()
+        self.maps.read().expect("sessions lock").by_id.len()
     }
 
     /// True when no session is live.
@@ -148,20 +246,47 @@ impl Sessions {
         self.len() == 0
     }
 
-    /// Offers `event` to every session's GET stream. Returns how many sessions were cut off as
-    /// slow consumers.
-    pub fn broadcast(&self, event: &Bytes) -> usize {
-        let map = self.map.read().expect("sessions lock");
-        map.values()
-            .filter(|s| s.deliver(event.clone()) == Delivery::SlowConsumer)
+    /// Every live session (a snapshot).
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        self.maps
+            .read()
+            .expect("sessions lock")
+            .by_id
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Offers `event` to the GET stream of every session that `filter` accepts. Returns how many
+    /// sessions were cut off as slow consumers.
+    pub fn broadcast(&self, event: &Bytes, filter: impl Fn(&Session) -> bool) -> usize {
+        let maps = self.maps.read().expect("sessions lock");
+        maps.by_id
+            .values()
+            .filter(|s| filter(s) && s.deliver(event.clone()) == Delivery::SlowConsumer)
             .count()
     }
 
     /// Closes every GET stream (used at shutdown so that open streams do not hold the drain).
     pub fn close_all_streams(&self) {
-        for s in self.map.read().expect("sessions lock").values() {
+        for s in self.maps.read().expect("sessions lock").by_id.values() {
             s.close_stream();
         }
+    }
+
+    /// Sessions with no request for `idle` and no open GET stream.
+    pub fn idle(&self, idle: Duration) -> Vec<Arc<Session>> {
+        let cutoff = self.now_ms().saturating_sub(idle.as_millis() as u64);
+        let maps = self.maps.read().expect("sessions lock");
+        maps.by_id
+            .values()
+            .filter(|s| s.last_active_ms.load(Ordering::Relaxed) < cutoff && !s.has_stream())
+            .cloned()
+            .collect()
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
     }
 }
 
@@ -176,34 +301,43 @@ fn new_session_id() -> String {
 mod tests {
     use super::*;
 
+    fn new_session(sessions: &Sessions) -> Result<Arc<Session>, TooManySessions> {
+        sessions.insert(NewSession {
+            key: sessions.next_key(),
+            version: "2025-11-25",
+            caps: ClientCaps::default(),
+            router: RouterHandle::detached(),
+            child: None,
+        })
+    }
+
     #[test]
     fn session_ids_are_unique_visible_ascii() {
         let sessions = Sessions::new(100, 4);
-        let a = sessions.create("2025-11-25").unwrap();
-        let b = sessions.create("2025-11-25").unwrap();
+        let a = new_session(&sessions).unwrap();
+        let b = new_session(&sessions).unwrap();
         assert_ne!(a.id, b.id);
         assert_ne!(a.key, b.key);
         assert_eq!(a.id.len(), 32);
         assert!(a.id.bytes().all(|c| (0x21..=0x7e).contains(&c)));
+        assert_eq!(sessions.by_key(a.key).unwrap().id, a.id);
     }
 
     #[test]
     fn removed_sessions_are_gone_and_limit_is_enforced() {
         let sessions = Sessions::new(1, 4);
-        let a = sessions.create("2025-06-18").unwrap();
-        assert_eq!(
-            sessions.create("2025-06-18").unwrap_err(),
-            TooManySessions(1)
-        );
+        let a = new_session(&sessions).unwrap();
+        assert_eq!(new_session(&sessions).unwrap_err(), TooManySessions(1));
         assert!(sessions.remove(&a.id).is_some());
         assert!(sessions.get(&a.id).is_none());
-        assert!(sessions.create("2025-06-18").is_ok());
+        assert!(sessions.by_key(a.key).is_none());
+        assert!(new_session(&sessions).is_ok());
     }
 
     #[test]
     fn new_stream_replaces_old_and_full_outbox_cuts_the_stream() {
         let sessions = Sessions::new(10, 2);
-        let s = sessions.create("2025-11-25").unwrap();
+        let s = new_session(&sessions).unwrap();
         assert_eq!(s.deliver(Bytes::from_static(b"x")), Delivery::NoStream);
         let mut old = s.attach_stream();
         let mut new = s.attach_stream();
@@ -212,7 +346,24 @@ mod tests {
         assert_eq!(new.try_recv().unwrap(), Bytes::from_static(b"1"));
         assert_eq!(s.deliver(Bytes::from_static(b"2")), Delivery::Queued);
         assert_eq!(s.deliver(Bytes::from_static(b"3")), Delivery::Queued);
-        assert_eq!(sessions.broadcast(&Bytes::from_static(b"4")), 1);
+        assert_eq!(sessions.broadcast(&Bytes::from_static(b"4"), |_| true), 1);
         assert_eq!(s.deliver(Bytes::from_static(b"5")), Delivery::NoStream);
+    }
+
+    #[test]
+    fn idle_sessions_are_those_without_requests_or_streams() {
+        let sessions = Sessions::new(10, 2);
+        let a = new_session(&sessions).unwrap();
+        let b = new_session(&sessions).unwrap();
+        let _stream = b.attach_stream();
+        std::thread::sleep(Duration::from_millis(30));
+        let idle: Vec<_> = sessions
+            .idle(Duration::from_millis(10))
+            .into_iter()
+            .map(|s| s.key)
+            .collect();
+        assert_eq!(idle, vec![a.key]);
+        sessions.get(&a.id);
+        assert!(sessions.idle(Duration::from_millis(10)).is_empty());
     }
 }

@@ -288,11 +288,12 @@ impl Session {
         tokio::spawn(async move { s.request(&body).await })
     }
 
-    /// POSTs a request and returns the parsed JSON response (asserting 200).
+    /// POSTs a request and returns its JSON-RPC response (asserting 200), whether the bridge
+    /// answered with JSON or with an SSE stream (then the stream's response event).
     pub async fn request(&self, body: &Value) -> Value {
         let resp = self.post(body).await;
         assert_eq!(resp.status(), 200, "request {body}");
-        resp.json().await.unwrap()
+        response_of(resp).await.1
     }
 }
 
@@ -312,6 +313,39 @@ pub async fn post_json(
         req = req.header("mcp-session-id", id);
     }
     req.send().await.expect("POST reaches the bridge")
+}
+
+/// Reads a request's answer: `(events before the response, the response)`. For a JSON answer
+/// the event list is empty.
+pub async fn response_of(resp: reqwest::Response) -> (Vec<Value>, Value) {
+    let sse = resp
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.to_str().unwrap().starts_with("text/event-stream"));
+    let text = resp.text().await.expect("body");
+    if !sse {
+        return (
+            Vec::new(),
+            serde_json::from_str(&text).expect("JSON response"),
+        );
+    }
+    let mut events = sse_messages(&text);
+    let last = events.pop().expect("an SSE answer ends with the response");
+    assert!(
+        last.get("result").is_some() || last.get("error").is_some(),
+        "last event is the response: {last}"
+    );
+    (events, last)
+}
+
+/// The JSON messages of the `message` events in SSE text (comments and other events skipped).
+pub fn sse_messages(text: &str) -> Vec<Value> {
+    text.split("\n\n")
+        .filter(|e| !e.starts_with(':'))
+        .filter_map(|e| e.lines().find_map(|l| l.strip_prefix("data: ")))
+        .filter(|d| !d.is_empty())
+        .map(|d| serde_json::from_str(d).expect("SSE data is JSON"))
+        .collect()
 }
 
 /// The bridge's `/metrics` text.

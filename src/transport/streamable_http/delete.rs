@@ -1,5 +1,6 @@
 //! DELETE on the MCP path: ends a session (PROTOCOL.md section 2.5). Its GET stream closes, its
-//! in-flight requests are cancelled at the child, and later use of its id gets 404.
+//! in-flight requests are cancelled at the child, its own child (per-session mode) is stopped,
+//! and later use of its id gets 404.
 
 use super::{check_version_header, require_session};
 use crate::app::AppState;
@@ -16,14 +17,6 @@ pub async fn handle(
 ) -> Result<Response<Body>, HttpError> {
     check_version_header(req.headers())?;
     let session = require_session(req.headers(), state)?;
-    if state.sessions.remove(&session.id).is_none() {
-        return Err(HttpError::unknown_session());
-    }
-    state
-        .metrics
-        .sessions_active
-        .set(state.sessions.len() as i64);
-    state.router.session_closed(session.key).await;
-    tracing::debug!(session.id = %session.id, "session deleted");
+    state.end_session(&session, "deleted by the client").await;
     Ok(Response::new(empty()))
 }

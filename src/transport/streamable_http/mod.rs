@@ -6,7 +6,9 @@
 
 mod delete;
 mod get;
+mod initialize;
 mod post;
+mod stream;
 
 use crate::app::AppState;
 use crate::error::HttpError;
@@ -29,6 +31,10 @@ const ALLOW: &str = "GET, POST, DELETE";
 pub async fn handle(req: Request<Incoming>, state: Arc<AppState>) -> Response<Body> {
     let result = match *req.method() {
         Method::POST => post::handle(req, &state).await,
+        // Stateless: no sessions, so no session stream and nothing to delete.
+        Method::GET | Method::DELETE if state.config.stateless => {
+            Err(HttpError::method_not_allowed("POST"))
+        }
         Method::GET => get::handle(&req, &state),
         Method::DELETE => delete::handle(&req, &state).await,
         _ => Err(HttpError::method_not_allowed(ALLOW)),

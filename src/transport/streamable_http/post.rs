@@ -1,50 +1,128 @@
 //! POST on the MCP path: one JSON-RPC message (or, for 2025-03-26 sessions, a batch) per request
-//! (PROTOCOL.md section 2.3). Requests are answered with `application/json`; notifications and
-//! responses with 202 and no body.
+//! (PROTOCOL.md section 2.3). A request is answered with `application/json` or, per
+//! `--response-mode`, with an SSE stream carrying its related messages before the response;
+//! notifications and responses get 202 and no body.
 //!
 //! Lenient where clients are sloppy (a missing or partial `Accept` still gets JSON), strict where
 //! the spec is: 415 for a non-JSON `Content-Type`, 413 over the body limit, 400 with -32700 or
 //! -32600 for malformed bodies, 400/404 for missing/unknown sessions.
 
+use super::initialize::{self, set_session_header};
+use super::stream::{sse_for_call, Call};
 use super::{check_version_header, require_session, SESSION_HEADER};
-use crate::app::{AppState, UpstreamState};
+use crate::app::AppState;
+use crate::cli::ResponseMode;
 use crate::error::HttpError;
-use crate::jsonrpc::{self, Kind, Message, RequestId};
+use crate::jsonrpc::{self, Kind, Message};
 use crate::protocol;
-use crate::router::RouteError;
-use crate::session::Session;
+use crate::router::RouterHandle;
+use crate::session::{ClientCaps, SessionKey};
 use crate::transport::{empty, full, Body};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::value::RawValue;
-use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Methods whose handling commonly sends related messages (progress, sampling, logging).
+const STREAMING_METHODS: [&str; 4] = [
+    "tools/call",
+    "prompts/get",
+    "resources/read",
+    "completion/complete",
+];
+
+/// How one message of a POST was answered.
+enum Outcome {
+    Json(Bytes),
+    Stream(Response<Body>),
+    Accepted,
+}
+
+/// Who a message comes from, as the router sees it.
+struct Origin {
+    key: SessionKey,
+    router: RouterHandle,
+    caps: ClientCaps,
+    /// Forward `notifications/initialized` (the session has its own child).
+    own_child: bool,
+    /// Release the origin's router state after each request (stateless mode).
+    transient: bool,
+}
 
 /// Serves one POST. Errors are described in the module doc.
 pub async fn handle(req: Request<Incoming>, state: &AppState) -> Result<Response<Body>, HttpError> {
     check_content_type(req.headers())?;
     check_version_header(req.headers())?;
-    let has_session = req.headers().contains_key(SESSION_HEADER);
-    let session = if has_session {
-        Some(require_session(req.headers(), state))
-    } else {
-        None
+    let headers = req.headers().clone();
+    let accepts_sse = accepts_event_stream(&headers);
+    let session = match headers.contains_key(SESSION_HEADER) && !state.config.stateless {
+        true => Some(require_session(&headers, state)),
+        false => None,
     };
     let body = read_body(req, state.config.max_body_bytes).await?;
     if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         let session = session.unwrap_or_else(|| Err(HttpError::missing_session()))?;
-        return batch(&body, session, state).await;
+        return batch(&body, session.version, origin_of(&session), state).await;
     }
     let msg = Message::parse(&body).map_err(|e| HttpError::bad_request(e.code(), e.to_string()))?;
     if msg.kind() == Ok(Kind::Request) && msg.method() == "initialize" {
-        return initialize(msg, state).await;
+        let (session, body) = initialize::open(msg, &headers, state).await?;
+        let mut resp = json_response(body);
+        if let Some(session) = session {
+            state
+                .metrics
+                .sessions_active
+                .set(state.sessions.len() as i64);
+            tracing::debug!(session.id = %session.id, protocol.version = session.version, "session initialized");
+            set_session_header(resp.headers_mut(), &session);
+        }
+        return Ok(resp);
     }
-    let session = session.unwrap_or_else(|| Err(HttpError::missing_session()))?;
-    match single(msg, &session, state).await {
-        Some(reply) => Ok(json_response(reply)),
-        None => Ok(accepted()),
+    let origin = match (session, &state.router) {
+        (Some(session), _) => origin_of(&*session?),
+        (None, Some(router)) if state.config.stateless => Origin {
+            key: state.sessions.next_key(),
+            router: router.clone(),
+            caps: ClientCaps::default(),
+            own_child: false,
+            transient: true,
+        },
+        (None, _) => return Err(HttpError::missing_session()),
+    };
+    Ok(match single(msg, &origin, state, accepts_sse).await {
+        Outcome::Json(body) => json_response(body),
+        Outcome::Stream(resp) => resp,
+        Outcome::Accepted => accepted(),
+    })
+}
+
+fn origin_of(session: &crate::session::Session) -> Origin {
+    Origin {
+        key: session.key,
+        router: session.router.clone(),
+        caps: session.caps,
+        own_child: session.child.is_some(),
+        transient: false,
     }
+}
+
+/// True when `Accept` names `text/event-stream` explicitly (only then may a POST get SSE).
+fn accepts_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.split(',').any(|p| {
+                p.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .eq_ignore_ascii_case("text/event-stream")
+            })
+        })
 }
 
 /// 415 unless the `Content-Type` is JSON (`application/json` or `*/*+json`); absent is tolerated.
@@ -96,88 +174,99 @@ async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, HttpErro
     }
 }
 
-/// Answers a session's `initialize` from the cache and opens the session.
-async fn initialize(msg: Message, state: &AppState) -> Result<Response<Body>, HttpError> {
-    let id = msg.request_id().cloned().expect("requests carry ids");
-    let cache = state
-        .wait_until_ready()
-        .await
-        .map_err(|e| e.with_id(Some(&id)))?;
-    #[derive(serde::Deserialize)]
-    struct Params {
-        #[serde(rename = "protocolVersion")]
-        protocol_version: Option<String>,
-    }
-    let requested = msg
-        .params
-        .as_deref()
-        .and_then(|p| serde_json::from_str::<Params>(p.get()).ok());
-    let version = protocol::negotiate(requested.and_then(|p| p.protocol_version).as_deref());
-    let session = state.sessions.create(version).map_err(|e| {
-        HttpError::unavailable(jsonrpc::OVERLOADED, format!("Service Unavailable: {e}"), 5)
-            .with_id(Some(&id))
-    })?;
-    state
-        .metrics
-        .sessions_active
-        .set(state.sessions.len() as i64);
-    tracing::debug!(session.id = %session.id, protocol.version = version, "session initialized");
-    let mut resp = json_response(Bytes::from(cache.response(&id, version)));
-    let value = HeaderValue::from_str(&session.id).expect("session ids are visible ASCII");
-    resp.headers_mut().insert(SESSION_HEADER, value);
-    Ok(resp)
-}
-
-/// Handles one message of an established session. Returns the response body for a request,
-/// `None` for a notification or a response (answered 202).
-async fn single(msg: Message, session: &Session, state: &AppState) -> Option<Bytes> {
+/// Handles one message of an established (or stateless) origin.
+async fn single(msg: Message, origin: &Origin, state: &AppState, accepts_sse: bool) -> Outcome {
     match msg.kind().expect("validated by parse") {
-        Kind::Request if msg.method() == "initialize" => Some(Bytes::from(jsonrpc::error_response(
+        Kind::Request if msg.method() == "initialize" => Outcome::Json(Bytes::from(jsonrpc::error_response(
             msg.request_id(),
             jsonrpc::INVALID_REQUEST,
             "this session is already initialized; send initialize without Mcp-Session-Id to start a new session",
         ))),
-        Kind::Request => Some(forward(msg, session, state).await),
-        Kind::Notification if msg.method() == "notifications/initialized" => None,
+        Kind::Request if wants_stream(state.config.response_mode, accepts_sse, &msg, origin.caps) => {
+            Outcome::Stream(stream_call(msg, origin, state))
+        }
+        Kind::Request => Outcome::Json(call(msg, origin, state, None).await),
+        Kind::Notification if msg.method() == "notifications/initialized" && !origin.own_child => Outcome::Accepted,
         Kind::Notification => {
-            state.router.notify(session.key, msg).await;
-            None
+            origin.router.notify(origin.key, msg).await;
+            Outcome::Accepted
         }
         Kind::Response => {
-            tracing::debug!(session.id = %session.id, "response from client to no pending server request, dropped");
-            None
+            origin.router.client_response(origin.key, msg).await;
+            Outcome::Accepted
         }
     }
 }
 
-/// Forwards a request to the child and turns any routing failure into a JSON-RPC error response.
-async fn forward(msg: Message, session: &Session, state: &AppState) -> Bytes {
-    let id: RequestId = msg.request_id().cloned().expect("requests carry ids");
-    match state
-        .router
-        .call(session.key, msg, state.config.request_timeout)
-        .await
-    {
-        Ok(bytes) => bytes,
-        Err(e) => Bytes::from(route_error_body(&id, &e)),
+/// Whether a request is answered with an SSE stream (`--response-mode`, DESIGN.md section 3).
+fn wants_stream(mode: ResponseMode, accepts_sse: bool, msg: &Message, caps: ClientCaps) -> bool {
+    match mode {
+        ResponseMode::Json => false,
+        ResponseMode::Sse => accepts_sse,
+        ResponseMode::Auto => {
+            let progress = msg
+                .params
+                .as_deref()
+                .is_some_and(|p| p.get().contains("progressToken"));
+            let may_ask_client = caps.sampling || caps.elicitation_form || caps.elicitation_url;
+            accepts_sse && (progress || may_ask_client || STREAMING_METHODS.contains(&msg.method()))
+        }
     }
 }
 
-fn route_error_body(id: &RequestId, e: &RouteError) -> Vec<u8> {
-    jsonrpc::error_response(Some(id), e.code(), &e.to_string())
+/// Forwards a request and returns its JSON response (or a JSON-RPC error for routing failures).
+async fn call(
+    msg: Message,
+    origin: &Origin,
+    state: &AppState,
+    stream: Option<mpsc::Sender<Bytes>>,
+) -> Bytes {
+    let id = msg.request_id().cloned().expect("requests carry ids");
+    let reply = origin
+        .router
+        .call(origin.key, msg, state.config.request_timeout, stream)
+        .await;
+    if origin.transient {
+        origin.router.session_closed(origin.key).await;
+    }
+    match reply {
+        Ok(bytes) => bytes,
+        Err(e) => Bytes::from(jsonrpc::error_response(Some(&id), e.code(), &e.to_string())),
+    }
+}
+
+/// Forwards a request whose response (and related messages) go on an SSE stream.
+fn stream_call(msg: Message, origin: &Origin, state: &AppState) -> Response<Body> {
+    let id = msg.request_id().cloned().expect("requests carry ids");
+    let (tx, rx) = mpsc::channel(state.config.session_outbox);
+    let (router, key, transient, timeout) = (
+        origin.router.clone(),
+        origin.key,
+        origin.transient,
+        state.config.request_timeout,
+    );
+    let call: Call = Box::pin(async move {
+        let reply = router.call(key, msg, timeout, Some(tx)).await;
+        if transient {
+            router.session_closed(key).await;
+        }
+        reply
+    });
+    sse_for_call(id, rx, call, state.config.sse_keep_alive)
 }
 
 /// A JSON-RPC batch (2025-03-26 sessions only): requests and notifications, answered with an
 /// array of the requests' responses in the order they were sent, or 202 when there are none.
 async fn batch(
     body: &[u8],
-    session: Arc<Session>,
+    version: &str,
+    origin: Origin,
     state: &AppState,
 ) -> Result<Response<Body>, HttpError> {
-    if session.version != protocol::BATCH_VERSION {
+    if version != protocol::BATCH_VERSION {
         return Err(HttpError::bad_request(
             jsonrpc::INVALID_REQUEST,
-            format!("JSON-RPC batches are only accepted from sessions that negotiated {} (this one: {})", protocol::BATCH_VERSION, session.version),
+            format!("JSON-RPC batches are only accepted from sessions that negotiated {} (this one: {version})", protocol::BATCH_VERSION),
         ));
     }
     let items: Vec<Box<RawValue>> = serde_json::from_slice(body)
@@ -200,9 +289,16 @@ async fn batch(
         }
         msgs.push(msg);
     }
-    let replies =
-        futures_util::future::join_all(msgs.into_iter().map(|m| single(m, &session, state))).await;
-    let replies: Vec<Bytes> = replies.into_iter().flatten().collect();
+    let outcomes =
+        futures_util::future::join_all(msgs.into_iter().map(|m| single(m, &origin, state, false)))
+            .await;
+    let replies: Vec<Bytes> = outcomes
+        .into_iter()
+        .filter_map(|o| match o {
+            Outcome::Json(b) => Some(b),
+            _ => None,
+        })
+        .collect();
     if replies.is_empty() {
         return Ok(accepted());
     }
@@ -231,39 +327,4 @@ fn accepted() -> Response<Body> {
     let mut resp = Response::new(empty());
     *resp.status_mut() = StatusCode::ACCEPTED;
     resp
-}
-
-impl AppState {
-    /// Waits (up to the init timeout) while the child is starting; returns the initialize cache
-    /// once ready. Errors: 503 naming why the child is not ready.
-    async fn wait_until_ready(&self) -> Result<Arc<crate::router::InitCache>, HttpError> {
-        if self.shutdown.is_cancelled() {
-            return Err(HttpError::unavailable(
-                jsonrpc::UPSTREAM_UNAVAILABLE,
-                "Service Unavailable: mcp-bridge is shutting down",
-                1,
-            ));
-        }
-        let mut rx = self.upstream.clone();
-        let waited = tokio::time::timeout(
-            self.config.init_timeout,
-            rx.wait_for(|s| !matches!(s, UpstreamState::Starting)),
-        )
-        .await;
-        let state = match waited {
-            Ok(Ok(state)) => state.clone(),
-            _ => UpstreamState::Starting,
-        };
-        match state {
-            UpstreamState::Ready(cache) => Ok(cache),
-            other => Err(HttpError::unavailable(
-                jsonrpc::UPSTREAM_UNAVAILABLE,
-                format!(
-                    "Service Unavailable: the upstream MCP server is not ready: {}",
-                    other.describe()
-                ),
-                1,
-            )),
-        }
-    }
 }

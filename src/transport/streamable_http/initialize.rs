@@ -1,0 +1,239 @@
+//! `initialize` on the MCP path: opens a session. Shared mode answers from the child's cached
+//! `InitializeResult` with a per-session protocol version; per-session mode starts the session's
+//! own child and passes the client's `initialize` through to it (DESIGN.md section 2).
+
+use super::SESSION_HEADER;
+use crate::app::{AppState, UpstreamState};
+use crate::child::{self, ChildSpec};
+use crate::error::HttpError;
+use crate::jsonrpc::{self, Message};
+use crate::protocol;
+use crate::router::{self, InitCache, RouterOptions};
+use crate::session::{ClientCaps, NewSession, Session};
+use crate::shutdown::CHILD_STOP_STEP;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue};
+use serde_json::Value;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// What the client asked for in `initialize` params.
+fn requested(msg: &Message) -> (Option<String>, ClientCaps) {
+    let params: Option<Value> = msg
+        .params
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p.get()).ok());
+    let version = params
+        .as_ref()
+        .and_then(|p| p["protocolVersion"].as_str())
+        .map(str::to_string);
+    (version, ClientCaps::from_initialize(params.as_ref()))
+}
+
+/// Opens a session for `msg` (an `initialize` request). Returns the session and the response
+/// body. Errors: 503 when the child is not ready, the session or child limit is reached, or the
+/// session's child cannot be started.
+pub async fn open(
+    msg: Message,
+    headers: &HeaderMap,
+    state: &AppState,
+) -> Result<(Option<Arc<Session>>, Bytes), HttpError> {
+    match &state.router {
+        Some(router) => open_shared(msg, router.clone(), state).await,
+        None => open_own_child(msg, headers, state).await,
+    }
+}
+
+async fn open_shared(
+    msg: Message,
+    router: router::RouterHandle,
+    state: &AppState,
+) -> Result<(Option<Arc<Session>>, Bytes), HttpError> {
+    let id = msg.request_id().cloned().expect("requests carry ids");
+    let cache = wait_until_ready(state)
+        .await
+        .map_err(|e| e.with_id(Some(&id)))?;
+    let (asked, caps) = requested(&msg);
+    let version = protocol::negotiate(asked.as_deref());
+    let body = Bytes::from(cache.response(&id, version));
+    if state.config.stateless {
+        return Ok((None, body));
+    }
+    let new = NewSession {
+        key: state.sessions.next_key(),
+        version,
+        caps,
+        router,
+        child: None,
+    };
+    let session = state
+        .sessions
+        .insert(new)
+        .map_err(|e| too_many(&e.to_string()).with_id(Some(&id)))?;
+    Ok((Some(session), body))
+}
+
+/// Per-session mode: spawn the session's child, pass `initialize` through, keep the session if
+/// the child accepts it.
+async fn open_own_child(
+    msg: Message,
+    headers: &HeaderMap,
+    state: &AppState,
+) -> Result<(Option<Arc<Session>>, Bytes), HttpError> {
+    let id = msg.request_id().cloned().expect("requests carry ids");
+    if state.shutdown.is_cancelled() {
+        return Err(HttpError::unavailable(
+            jsonrpc::UPSTREAM_UNAVAILABLE,
+            "Service Unavailable: mcp-bridge is shutting down",
+            1,
+        )
+        .with_id(Some(&id)));
+    }
+    if state.sessions.is_full() {
+        return Err(too_many(&format!(
+            "the bridge already holds its maximum of {} sessions",
+            state.config.max_sessions
+        ))
+        .with_id(Some(&id)));
+    }
+    let max = state.config.max_children;
+    if state.children.fetch_add(1, Ordering::SeqCst) >= max {
+        state.children.fetch_sub(1, Ordering::SeqCst);
+        return Err(too_many(&format!(
+            "the bridge already runs its maximum of {max} children (--max-children)"
+        ))
+        .with_id(Some(&id)));
+    }
+    let spec = session_child_spec(&state.config.child, &state.config.session_env, headers);
+    let spawned = match child::spawn(&spec, &state.tracker) {
+        Ok(spawned) => spawned,
+        Err(e) => {
+            state.children.fetch_sub(1, Ordering::SeqCst);
+            let text = format!(
+                "Service Unavailable: cannot start the session's child {:?}: {e}",
+                spec.program
+            );
+            return Err(
+                HttpError::unavailable(jsonrpc::UPSTREAM_UNAVAILABLE, text, 5).with_id(Some(&id)),
+            );
+        }
+    };
+    let control = spawned.control.clone();
+    count_down_on_exit(state, control.clone());
+    let key = state.sessions.next_key();
+    let options = RouterOptions {
+        scope: Some(key),
+        ..state.router_options.clone()
+    };
+    let router = router::start(
+        spawned,
+        state.sessions.clone(),
+        state.metrics.clone(),
+        options,
+        &state.tracker,
+    );
+    let (_, caps) = requested(&msg);
+    let reply = router.call(key, msg, state.config.init_timeout, None).await;
+    let body = match reply {
+        Ok(body) => body,
+        Err(e) => {
+            control.stop(CHILD_STOP_STEP).await;
+            let text = format!("Service Unavailable: the session's child did not initialize: {e}");
+            return Err(HttpError::unavailable(e.code(), text, 1).with_id(Some(&id)));
+        }
+    };
+    let response: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let Some(version) = response["result"]["protocolVersion"].as_str() else {
+        // The child refused (or garbled) initialize: pass its answer on, keep no session.
+        state
+            .tracker
+            .spawn(async move { control.stop(CHILD_STOP_STEP).await });
+        return Ok((None, body));
+    };
+    let version = protocol::supported(version).unwrap_or(protocol::LATEST_VERSION);
+    let new = NewSession {
+        key,
+        version,
+        caps,
+        router,
+        child: Some(control.clone()),
+    };
+    let session = state
+        .sessions
+        .insert(new)
+        .map_err(|e| too_many(&e.to_string()).with_id(Some(&id)))?;
+    tracing::info!(session.id = %session.id, child.pid = control.pid(), "session child started");
+    Ok((Some(session), body))
+}
+
+/// The shared child spec plus the `--session-env` variables taken from this request's headers.
+/// Header values are never logged (they may be credentials).
+fn session_child_spec(
+    base: &ChildSpec,
+    map: &[(http::HeaderName, String)],
+    headers: &HeaderMap,
+) -> ChildSpec {
+    let mut spec = base.clone();
+    for (header, var) in map {
+        if let Some(value) = headers.get(header).and_then(|v| v.to_str().ok()) {
+            spec.env.push((var.clone(), value.to_string()));
+        }
+    }
+    spec
+}
+
+/// Frees the child's slot under `--max-children` when it exits.
+fn count_down_on_exit(state: &AppState, control: child::ChildControl) {
+    let counter = state.children.clone();
+    state.tracker.spawn(async move {
+        control.exited().await;
+        counter.fetch_sub(1, Ordering::SeqCst);
+    });
+}
+
+fn too_many(what: &str) -> HttpError {
+    HttpError::unavailable(
+        jsonrpc::OVERLOADED,
+        format!("Service Unavailable: {what}"),
+        5,
+    )
+}
+
+/// Adds the `Mcp-Session-Id` header of `session` to a response.
+pub fn set_session_header(headers: &mut HeaderMap, session: &Session) {
+    let value = HeaderValue::from_str(&session.id).expect("session ids are visible ASCII");
+    headers.insert(SESSION_HEADER, value);
+}
+
+/// Waits (up to the init timeout) while the shared child is starting; returns the initialize
+/// cache once ready. Errors: 503 naming why the child is not ready.
+async fn wait_until_ready(state: &AppState) -> Result<Arc<InitCache>, HttpError> {
+    if state.shutdown.is_cancelled() {
+        return Err(HttpError::unavailable(
+            jsonrpc::UPSTREAM_UNAVAILABLE,
+            "Service Unavailable: mcp-bridge is shutting down",
+            1,
+        ));
+    }
+    let mut rx = state.upstream.clone();
+    let waited = tokio::time::timeout(
+        state.config.init_timeout,
+        rx.wait_for(|s| !matches!(s, UpstreamState::Starting)),
+    )
+    .await;
+    let upstream = match waited {
+        Ok(Ok(s)) => s.clone(),
+        _ => UpstreamState::Starting,
+    };
+    match upstream {
+        UpstreamState::Ready(cache) => Ok(cache),
+        other => Err(HttpError::unavailable(
+            jsonrpc::UPSTREAM_UNAVAILABLE,
+            format!(
+                "Service Unavailable: the upstream MCP server is not ready: {}",
+                other.describe()
+            ),
+            1,
+        )),
+    }
+}
