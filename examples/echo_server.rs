@@ -22,7 +22,9 @@
 //! `add {a: number, b: number}`, `sleep {ms: integer}` (answered from its own
 //! thread, so it never blocks other requests), `env {name: string}` (the
 //! variable's value or an empty string), `pid {}` and `notify {message}` (sends
-//! a `notifications/message` carrying the message first). An unknown tool gets
+//! a `notifications/message` carrying the message first) and `cancellations {}`
+//! (how many `notifications/cancelled` named a running `sleep`; a cancelled
+//! sleep ends without a response). An unknown tool gets
 //! JSON-RPC error `-32602`; bad arguments get a result with `isError: true`.
 //!
 //! Flags, to provoke a bridge's error handling:
@@ -41,6 +43,7 @@
 //! waits for in-flight `sleep` calls, writes their responses and exits 0.
 
 use serde_json::{json, Value};
+use std::collections::HashSet;
 use std::fmt::Display;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Stdout, Write};
 use std::process;
@@ -127,12 +130,30 @@ struct Output {
     garbage: bool,
     /// Never sent on: `main` waits until every clone is dropped.
     _alive: Sender<()>,
+    /// Sleeps in progress and the cancellations seen for them.
+    sleeps: Arc<Mutex<Sleeps>>,
+}
+
+/// Bookkeeping of `sleep` calls, so that cancellation is observable.
+#[derive(Default)]
+struct Sleeps {
+    /// Ids (as JSON text) of sleeps still running.
+    active: HashSet<String>,
+    /// Ids of running sleeps the client cancelled: they end without a response.
+    cancelled: HashSet<String>,
+    /// How many `notifications/cancelled` named a running sleep.
+    cancelled_count: u64,
 }
 
 impl Output {
     /// Locks the shared writer (a panicked holder leaves it usable).
     fn lock(&self) -> MutexGuard<'_, Writer> {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Locks the sleep bookkeeping.
+    fn lock_sleeps(&self) -> MutexGuard<'_, Sleeps> {
+        self.sleeps.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Writes a response; it is flushed before the reader next blocks.
@@ -170,6 +191,7 @@ fn main() {
         writer: Arc::new(Mutex::new(writer)),
         garbage: config.garbage,
         _alive: alive,
+        sleeps: Arc::default(),
     };
     write_preamble(&config, &out);
     serve(&config, &out);
@@ -315,8 +337,10 @@ fn handle_line(line: &[u8], config: &Config, out: &Output) {
         eprintln!("echo-server: got {method}");
     }
     // Notifications (no id) are never answered.
-    if let Some(id) = id {
-        dispatch(id, &method, message.remove("params"), out);
+    match id {
+        Some(id) => dispatch(id, &method, message.remove("params"), out),
+        None if method == "notifications/cancelled" => note_cancel(message.get("params"), out),
+        None => {}
     }
 }
 
@@ -388,6 +412,11 @@ fn tools_list() -> Value {
         ),
         tool("pid", "Returns the server's process id.", &json!({})),
         tool(
+            "cancellations",
+            "Returns how many notifications/cancelled named a sleep still running.",
+            &json!({}),
+        ),
+        tool(
             "notify",
             "Sends notifications/message carrying the message, then returns \"notified\".",
             &json!({"message": {"type": "string"}}),
@@ -420,6 +449,10 @@ fn call_tool(id: Value, params: Option<Value>, out: &Output) {
     }
     if name == "notify" {
         send_log_notification(&args, out);
+    }
+    if name == "cancellations" {
+        let count = out.lock_sleeps().cancelled_count;
+        return out.respond(&response(id, Ok(tool_result(Ok(count.to_string())))), true);
     }
     let result = match run_tool(&name, args) {
         Some(outcome) => Ok(tool_result(outcome)),
@@ -518,10 +551,31 @@ fn tool_result(outcome: Result<String, String>) -> Value {
 
 /// Answers a `sleep` call from a new thread once `ms` milliseconds have passed.
 fn spawn_sleep(id: Value, ms: u64, out: Output) {
+    out.lock_sleeps().active.insert(id.to_string());
     thread::spawn(move || {
         thread::sleep(Duration::from_millis(ms));
-        let result = tool_result(Ok(format!("slept {ms} ms")));
-        out.respond(&response(id, Ok(result)), true);
-        out.flush();
+        let key = id.to_string();
+        let cancelled = {
+            let mut sleeps = out.lock_sleeps();
+            sleeps.active.remove(&key);
+            sleeps.cancelled.remove(&key)
+        };
+        if !cancelled {
+            let result = tool_result(Ok(format!("slept {ms} ms")));
+            out.respond(&response(id, Ok(result)), true);
+            out.flush();
+        }
     });
+}
+
+/// Records a `notifications/cancelled` that names a running sleep (which then gets no response).
+fn note_cancel(params: Option<&Value>, out: &Output) {
+    let Some(id) = params.and_then(|p| p.get("requestId")) else {
+        return;
+    };
+    let key = id.to_string();
+    let mut sleeps = out.lock_sleeps();
+    if sleeps.active.contains(&key) && sleeps.cancelled.insert(key) {
+        sleeps.cancelled_count += 1;
+    }
 }

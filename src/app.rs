@@ -82,6 +82,8 @@ pub struct AppState {
     pub registry: Registry,
     /// When the bridge started.
     pub started: Instant,
+    /// Host and Origin checks of the MCP endpoint.
+    pub guard: crate::guard::Guard,
 }
 
 /// Runs the serve job until SIGTERM or SIGINT: binds `config.listen`, then [`serve`].
@@ -152,6 +154,7 @@ pub async fn serve(
         metrics,
         registry,
         started: Instant::now(),
+        guard: crate::guard::Guard::new(addr),
     });
     tracker.spawn(reap_idle_sessions(state.clone()));
     let graceful = GracefulShutdown::new();

@@ -9,6 +9,7 @@ pub mod child;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod guard;
 pub mod health;
 pub mod jsonrpc;
 pub mod metrics;

@@ -99,9 +99,9 @@ impl Router {
                     .as_str()
                     .and_then(LogLevel::parse)
                     .unwrap_or(LogLevel::Emergency);
-                self.broadcast(sse::message_event(line), |s| {
-                    s.log_level().is_none_or(|l| level >= l)
-                });
+                let event = sse::message_event(line);
+                self.deliver_to_stateless(&event);
+                self.broadcast(event, |s| s.log_level().is_none_or(|l| level >= l));
             }
             _ => match related_task(&params).and_then(|t| self.tasks.owner(t)) {
                 Some(owner) => {
@@ -151,6 +151,23 @@ impl Router {
             }
         }
         self.deliver_to_session(session, event)
+    }
+
+    /// Stateless origins have no GET stream: a log message goes to the POST stream of the one
+    /// stateless request in flight, when exactly one request of any origin is in flight.
+    fn deliver_to_stateless(&mut self, event: &Bytes) {
+        let busy: Vec<SessionKey> = self
+            .map
+            .sessions_in_flight()
+            .into_iter()
+            .filter(|k| *k != SessionKey::BRIDGE)
+            .collect();
+        if let [only] = busy.as_slice() {
+            let requests = self.map.requests_of(*only);
+            if requests.len() == 1 && self.sessions.by_key(*only).is_none() {
+                self.deliver_related(requests[0], event.clone());
+            }
+        }
     }
 
     /// Offers `event` to a session's GET stream; true when queued.

@@ -115,21 +115,23 @@ impl Router {
                 .collect();
             match busy.as_slice() {
                 [one] => *one,
-                [] => return Err(format!(
+                [] => {
+                    return Err(format!(
                     "mcp-bridge cannot attribute {method:?}: no session has a request in flight"
-                )),
-                many => return Err(format!(
+                ))
+                }
+                many => {
+                    return Err(format!(
                     "mcp-bridge cannot attribute {method:?}: {} sessions have requests in flight",
                     many.len()
-                )),
+                ))
+                }
             }
         };
-        if self.options.scope.is_none() {
-            let caps = self
-                .sessions
-                .by_key(session)
-                .map(|s| s.caps)
-                .unwrap_or_default();
+        // A stateless request's origin is no registered session: its client's capabilities are
+        // unknown, and a client that lacks one answers with an error the child then gets.
+        if let (None, Some(registered)) = (self.options.scope, self.sessions.by_key(session)) {
+            let caps = registered.caps;
             let declared = match method {
                 "sampling/createMessage" => caps.sampling,
                 _ if params["mode"] == "url" => caps.elicitation_url,
@@ -154,6 +156,16 @@ impl Router {
     pub(super) fn handle_client_response(&mut self, session: SessionKey, msg: Message) {
         let Some(id) = msg.request_id().cloned() else {
             return;
+        };
+        // Stateless: every POST has a fresh origin key, so find the request by its id alone
+        // (the ids the bridge hands out are unique per router).
+        let session = match self.sessions.by_key(session) {
+            Some(_) => session,
+            None => self
+                .server_requests
+                .keys()
+                .find(|(_, i)| *i == id)
+                .map_or(session, |(s, _)| *s),
         };
         let Some(req) = self.take_server_request(session, &id) else {
             tracing::debug!(rpc.id = %id, "client response to no pending server request, dropped");

@@ -3,11 +3,12 @@
 // SDK (Client + StreamableHTTPClientTransport) against
 // @modelcontextprotocol/server-everything.
 //
-// Usage: node ts_features.mjs SCENARIO URL [N]
+// Usage: node ts_features.mjs SCENARIO URL [N] [--allow-refused]
 //   URL is the Streamable HTTP MCP endpoint (e.g. http://127.0.0.1:PORT/mcp)
 //   fronting server-everything (behind mcp-bridge the child is
 //   `node tests/interop/node_modules/@modelcontextprotocol/server-everything/dist/index.js stdio`).
-//   N is only used by `mixed` (also accepted before URL: `mixed 20 URL`).
+//   N is only used by `mixed` and `mixed-elicit` (also accepted before URL:
+//   `mixed 20 URL`). --allow-refused is only accepted by `mixed-elicit`.
 //
 // Every scenario taps the transport (every JSON-RPC message in and out, in wire
 // order) in addition to using the SDK's own callbacks, so the checks are made
@@ -90,6 +91,44 @@
 //              handler, its result names its own duration/steps; no progress
 //              after the result. Prints totals.
 //
+//   mixed-elicit [N] [--allow-refused]
+//              N (default 20) clients/sessions, each declaring
+//              `elicitation: {form: {}}`, connect concurrently (and each waits
+//              until `trigger-elicitation-request` is listed for it). Every
+//              client then concurrently runs (a) the `mixed` progress call
+//              (same distinct {duration, steps}, same checks) and (b), started
+//              100..420 ms later so it overlaps the progress streams,
+//              `trigger-elicitation-request`. Each client's elicitation handler
+//              waits 0..150 ms (so many server-to-client requests are pending at
+//              once) and answers action "accept" with client-unique content:
+//              name `client-<i>-<run id>` (no name is a substring of another),
+//              check, email, integer, number. Each client's elicitation call
+//              ends as one of:
+//                elicited   a normal result reporting the acceptance whose
+//                           "- Name:" line is exactly this client's own name;
+//                refused    the child's elicitation/create was answered with a
+//                           JSON-RPC error, which is what a bridge in shared mode
+//                           does when it cannot attribute a server-to-client
+//                           request to exactly one session. Seen either as a
+//                           JSON-RPC error response to our tools/call, or (what
+//                           server-everything's McpServer does with the error)
+//                           as an isError result whose text is the relayed
+//                           "MCP error <code>: ...";
+//                misrouted  the result or error names another client of this
+//                           run: some client's answer reached the wrong session.
+//              Checks: every client passes the progress checks; no client is
+//              misrouted (fails loudly, listing who got whose answer); each
+//              elicitation handler ran at most once, and exactly once with a
+//              form-mode request with `name` in its schema for an elicited
+//              client; any other outcome (rejection without a JSON-RPC error,
+//              isError without a relayed JSON-RPC error, decline/other text)
+//              fails; refused fails too unless --allow-refused is given.
+//              Figures: clients, progress (total notifications), elicited,
+//              refused, misrouted (always 0 on success), allowRefused,
+//              handlerCalls (total handler runs), wallMs, and when any call was
+//              refused refusedHow (["jsonrpc-error"|"tool-error"]) and
+//              firstRefusal (its error text).
+//
 // Output contract:
 //   success -> one JSON line on stdout: {"ok":true,"client":"ts","scenario":"...",...figures}, exit 0
 //   failure -> a clear message on stderr, exit 1 (also after the overall timeout)
@@ -114,7 +153,8 @@ const ECHO_TOOL = "echo";
 const SUBSCRIBE_URI = "demo://resource/dynamic/text/1";
 const UPDATE_PERIOD_MS = 5000; // server-everything's fixed resource-update cadence
 const MAX_PAGES = 50;
-const SCENARIOS = ["progress", "sampling", "elicitation", "subscribe", "cancel", "mixed"];
+const SCENARIOS = ["progress", "sampling", "elicitation", "subscribe", "cancel", "mixed", "mixed-elicit"];
+const N_SCENARIOS = ["mixed", "mixed-elicit"]; // scenarios taking a client count
 
 class CheckFailed extends Error {}
 
@@ -662,10 +702,175 @@ async function scenarioMixed(url, n) {
   }
 }
 
+// One client's `trigger-elicitation-request` call in mixed-elicit, classified as
+// {outcome: "elicited" | "refused" | "misrouted", ...}. Any other outcome fails.
+// `names` are the content names of every client of the run; `i` is this client's.
+async function runElicitCall(c, names, i) {
+  const own = names[i];
+  let result;
+  let error;
+  try {
+    result = await c.client.callTool({ name: ELICITATION_TOOL, arguments: {} });
+  } catch (e) {
+    error = e;
+  }
+  const req = sentCall(c, ELICITATION_TOOL);
+  check(req, `${c.label}: no ${ELICITATION_TOOL} tools/call request seen on the wire`);
+  const resp = c.events.find(({ dir, msg }) => dir === "in" && isResponse(msg) && msg.id === req.id)?.msg;
+  const text = error ? `${errMsg(error)}\n${resp?.error?.message ?? ""}` : textOf(result.content);
+  const others = names.filter((nm, j) => j !== i && text.includes(nm));
+  if (others.length > 0) {
+    return { outcome: "misrouted", others, text: text.slice(0, 300) };
+  }
+  if (error) {
+    check(
+      resp?.error !== undefined,
+      `${c.label}: ${ELICITATION_TOOL} failed without a JSON-RPC error response on the wire: ${errMsg(error)}`,
+    );
+    return { outcome: "refused", how: "jsonrpc-error", reason: `${resp.error.code}: ${resp.error.message}` };
+  }
+  if (result.isError) {
+    // McpServer turns the JSON-RPC error its elicitation/create got into an isError result.
+    check(
+      /MCP error -?\d+:/.test(text),
+      `${c.label}: ${ELICITATION_TOOL} returned isError without a relayed JSON-RPC error: ${JSON.stringify(text).slice(0, 400)}`,
+    );
+    return { outcome: "refused", how: "tool-error", reason: text.split("\n")[0].slice(0, 300) };
+  }
+  check(
+    text.includes("User provided the requested information"),
+    `${c.label}: ${ELICITATION_TOOL} result does not report an acceptance: ${JSON.stringify(text).slice(0, 400)}`,
+  );
+  const nameLine = /^- Name: (.*)$/m.exec(text)?.[1];
+  check(
+    nameLine === own,
+    `${c.label}: ${ELICITATION_TOOL} result names ${JSON.stringify(nameLine)}, not our own ${JSON.stringify(own)}: ${JSON.stringify(text).slice(0, 400)}`,
+  );
+  return { outcome: "elicited" };
+}
+
+async function scenarioMixedElicit(url, n, allowRefused) {
+  const runId = rnd();
+  const specs = Array.from({ length: n }, (_, i) => ({
+    label: `mixed-elicit-${i}`,
+    steps: 2 + (i % 9),
+    duration: Math.round((0.8 + 0.15 * (i % 7)) * 100) / 100,
+    elicitDelayMs: 100 + 80 * (i % 5),
+    answerDelayMs: 50 * (i % 4),
+    content: {
+      name: `client-${i}-${runId}`,
+      check: true,
+      email: `client-${i}@example.com`,
+      integer: 1 + (i % 100),
+      number: (i % 1000) + 0.5,
+    },
+  }));
+  const names = specs.map((s) => s.content.name);
+  const seen = specs.map(() => []);
+  const clients = [];
+  try {
+    const made = await Promise.allSettled(
+      specs.map(async (s, i) => {
+        const c = await makeClient(url, s.label, { elicitation: { form: {} } });
+        c.client.setRequestHandler(ElicitRequestSchema, async (request) => {
+          seen[i].push(request.params);
+          await sleep(s.answerDelayMs);
+          return { action: "accept", content: s.content };
+        });
+        return c;
+      }),
+    );
+    for (const m of made) if (m.status === "fulfilled") clients.push(m.value);
+    const bad = made.find((m) => m.status === "rejected");
+    if (bad) throw bad.reason;
+    await Promise.all(
+      clients.map((c) =>
+        requireTool(
+          c,
+          ELICITATION_TOOL,
+          "server-everything registers it only if its client declared `elicitation` at initialize; behind mcp-bridge use --isolation session or --forward elicitation",
+        ),
+      ),
+    );
+
+    const t0 = now();
+    const results = await Promise.all(
+      clients.map((c, i) =>
+        Promise.allSettled([
+          runProgressCall(c, specs[i].duration, specs[i].steps),
+          sleep(specs[i].elicitDelayMs).then(() => runElicitCall(c, names, i)),
+        ]),
+      ),
+    );
+    const elapsed = now() - t0;
+    await sleep(300); // a late (misrouted or duplicated) elicitation/create would reach a handler now
+
+    const misrouted = results
+      .map(([, e], i) =>
+        e.status === "fulfilled" && e.value.outcome === "misrouted"
+          ? `${specs[i].label} (own name ${names[i]}) got an answer naming ${e.value.others.join(", ")}: ${JSON.stringify(e.value.text)}`
+          : null,
+      )
+      .filter(Boolean);
+    check(
+      misrouted.length === 0,
+      `MISROUTED: ${misrouted.length}/${n} clients got another client's elicitation answer:\n  ${misrouted.join("\n  ")}`,
+    );
+    const failures = [];
+    results.forEach(([p, e], i) => {
+      if (p.status === "rejected") failures.push(`${specs[i].label} progress: ${errMsg(p.reason)}`);
+      if (e.status === "rejected") failures.push(`${specs[i].label} elicitation: ${errMsg(e.reason)}`);
+      const calls = seen[i].length;
+      if (calls > 1) {
+        failures.push(`${specs[i].label}: elicitation handler ran ${calls} times (someone else's elicitation/create reached this session?)`);
+      } else if (e.status === "fulfilled" && e.value.outcome === "elicited") {
+        const q = seen[i][0];
+        if (calls !== 1) failures.push(`${specs[i].label}: elicited, but its handler ran ${calls} time(s)`);
+        else if (!(q.mode === undefined || q.mode === "form") || q.requestedSchema?.properties?.name === undefined) {
+          failures.push(`${specs[i].label}: elicitation request is not form mode with 'name': ${JSON.stringify(q).slice(0, 300)}`);
+        }
+      }
+    });
+    check(failures.length === 0, `${failures.length} failure(s) among ${n} clients:\n  ${failures.join("\n  ")}`);
+
+    const outcomes = results.map(([, e]) => e.value);
+    const refusedList = outcomes.filter((o) => o.outcome === "refused");
+    const elicited = outcomes.filter((o) => o.outcome === "elicited").length;
+    check(
+      allowRefused || refusedList.length === 0,
+      `${refusedList.length}/${n} elicitation calls were refused (pass --allow-refused to accept that): ${refusedList[0]?.reason}`,
+    );
+    const totalProgress = results.reduce((s, [p]) => s + p.value.progress, 0);
+    const expected = specs.reduce((s, x) => s + x.steps, 0);
+    check(totalProgress === expected, `total progress ${totalProgress} != expected ${expected}`);
+    check(elicited + refusedList.length === n, `elicited ${elicited} + refused ${refusedList.length} != ${n} clients`);
+    const figures = {
+      clients: n,
+      progress: totalProgress,
+      elicited,
+      refused: refusedList.length,
+      misrouted: misrouted.length,
+      allowRefused,
+      handlerCalls: seen.reduce((s, x) => s + x.length, 0),
+      wallMs: elapsed,
+    };
+    if (refusedList.length > 0) {
+      figures.refusedHow = [...new Set(refusedList.map((r) => r.how))];
+      figures.firstRefusal = refusedList[0].reason;
+    }
+    return figures;
+  } finally {
+    await Promise.all(clients.map((c) => closeClient(c)));
+  }
+}
+
 // ---------------------------------------------------------------- main
 
 function usage() {
-  process.stderr.write(`usage: node ts_features.mjs SCENARIO URL [N]\n  SCENARIO: ${SCENARIOS.join(" | ")} (N: clients for mixed, default 20)\n`);
+  process.stderr.write(
+    `usage: node ts_features.mjs SCENARIO URL [N] [--allow-refused]\n  SCENARIO: ${SCENARIOS.join(" | ")}\n` +
+      `  N: clients for mixed / mixed-elicit (default 20); --allow-refused: mixed-elicit only\n`,
+  );
   process.exit(2);
 }
 
@@ -674,8 +879,10 @@ const scenario = args.shift();
 if (!SCENARIOS.includes(scenario)) usage();
 let url;
 let n = 20;
+let allowRefused = false;
 for (const a of args) {
-  if (/^\d+$/.test(a) && scenario === "mixed") n = Number(a);
+  if (/^\d+$/.test(a) && N_SCENARIOS.includes(scenario)) n = Number(a);
+  else if (a === "--allow-refused" && scenario === "mixed-elicit") allowRefused = true;
   else if (url === undefined) url = a;
   else usage();
 }
@@ -700,6 +907,7 @@ const run = {
   subscribe: () => scenarioSubscribe(url),
   cancel: () => scenarioCancel(url),
   mixed: () => scenarioMixed(url, n),
+  "mixed-elicit": () => scenarioMixedElicit(url, n, allowRefused),
 }[scenario];
 
 run().then(

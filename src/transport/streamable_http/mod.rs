@@ -29,6 +29,9 @@ const ALLOW: &str = "GET, POST, DELETE";
 
 /// Serves one request to the MCP path. Never fails: errors become responses.
 pub async fn handle(req: Request<Incoming>, state: Arc<AppState>) -> Response<Body> {
+    if let Err(e) = state.guard.check(req.headers()) {
+        return e.into_response();
+    }
     let result = match *req.method() {
         Method::POST => post::handle(req, &state).await,
         // Stateless: no sessions, so no session stream and nothing to delete.
