@@ -53,7 +53,7 @@ pub fn readyz<B>(req: &Request<B>, state: &AppState) -> Response<Body> {
     let upstream = state.upstream.borrow().clone();
     let reason = match (&upstream, state.shutdown.is_cancelled()) {
         (_, true) => "draining: mcp-bridge is shutting down".to_string(),
-        (UpstreamState::Ready(_), false) => {
+        (UpstreamState::Ready(_) | UpstreamState::PerSession, false) => {
             return json(StatusCode::OK, json!({ "status": "ready" }))
         }
         (other, false) => other.describe(),

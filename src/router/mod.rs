@@ -51,6 +51,9 @@ pub enum RouteError {
     /// The request was cancelled before its response arrived.
     #[error("request cancelled: {0}")]
     Cancelled(&'static str),
+    /// The client itself cancelled the request: it expects no response (PROTOCOL.md 4.2).
+    #[error("request cancelled by the client")]
+    CancelledByClient,
     /// No response within the request timeout.
     #[error("no response from the upstream MCP server within {} ms", .0.as_millis())]
     Timeout(Duration),
@@ -63,7 +66,7 @@ impl RouteError {
             RouteError::Unavailable(_) => jsonrpc::UPSTREAM_UNAVAILABLE,
             RouteError::Overloaded => jsonrpc::OVERLOADED,
             RouteError::DuplicateId(_) => jsonrpc::INVALID_REQUEST,
-            RouteError::Cancelled(_) => jsonrpc::REQUEST_CANCELLED,
+            RouteError::Cancelled(_) | RouteError::CancelledByClient => jsonrpc::REQUEST_CANCELLED,
             RouteError::Timeout(_) => jsonrpc::REQUEST_TIMEOUT,
         }
     }

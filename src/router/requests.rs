@@ -13,6 +13,9 @@ use tokio::sync::{mpsc, oneshot};
 /// The `_meta` key a 2025-11-25 message uses to name the task it relates to.
 pub(super) const RELATED_TASK: &str = "io.modelcontextprotocol/related-task";
 
+/// The reason given to the child when a client cancels its own request.
+const CLIENT_CANCEL: &str = "cancelled by the client";
+
 /// What the router does with one client request.
 enum Plan {
     /// Forward to the child (params possibly rewritten).
@@ -250,7 +253,7 @@ impl Router {
                             "the client cancelled the request",
                         );
                     } else {
-                        self.cancel(session, &id, "cancelled by the client");
+                        self.cancel(session, &id, CLIENT_CANCEL);
                     }
                 }
                 return;
@@ -272,7 +275,11 @@ impl Router {
             return;
         };
         if let Some(entry) = self.map.resolve(up) {
-            let _ = entry.payload.reply.send(Err(RouteError::Cancelled(reason)));
+            let err = match reason {
+                CLIENT_CANCEL => RouteError::CancelledByClient,
+                other => RouteError::Cancelled(other),
+            };
+            let _ = entry.payload.reply.send(Err(err));
         }
         self.send_cancel(up, reason);
     }

@@ -366,3 +366,43 @@ pub fn tool_text(response: &Value) -> &str {
         .as_str()
         .unwrap_or_else(|| panic!("no text in {response}"))
 }
+
+/// `tests/interop`, where `scripts/setup-interop` installs the pinned peers.
+pub fn interop_dir() -> PathBuf {
+    repo_root().join("tests/interop")
+}
+
+/// The command line of `@modelcontextprotocol/server-everything` in stdio mode.
+pub fn everything_child() -> Vec<String> {
+    let entry = interop_dir().join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    assert!(entry.exists(), "{} is missing: run scripts/setup-interop first", entry.display());
+    vec!["node".into(), entry.display().to_string(), "stdio".into()]
+}
+
+/// Runs an interop client script from `tests/interop` with `args` (each script has its own
+/// 30 s timeout; this waits at most 90 s) and returns its JSON summary line, failing with its
+/// stderr otherwise.
+pub async fn run_client(program: PathBuf, script: &str, args: &[&str]) -> Value {
+    assert!(
+        program.exists() || program.components().count() == 1,
+        "{} is missing: run scripts/setup-interop first",
+        program.display()
+    );
+    let script = interop_dir().join(script);
+    let out = tokio::time::timeout(
+        Duration::from_secs(90),
+        tokio::process::Command::new(&program)
+            .arg(&script)
+            .args(args)
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("client finishes within 90 s")
+    .expect("client starts");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{} {args:?} failed: {stderr}\n{stdout}", script.display());
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("summary line is JSON")
+}

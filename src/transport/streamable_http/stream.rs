@@ -4,7 +4,7 @@
 //! away) releases the request's routing entry without cancelling it at the child.
 
 use crate::jsonrpc::{self, RequestId};
-use crate::router::Reply;
+use crate::router::{Reply, RouteError};
 use crate::transport::{sse, Body};
 use bytes::Bytes;
 use http::{header, HeaderValue, Response};
@@ -31,7 +31,8 @@ struct State {
 }
 
 /// An SSE response for request `id`: events from `events` until `call` completes, then any
-/// events still queued, then the response (or the routing error as a JSON-RPC error).
+/// events still queued, then the response (or the routing error as a JSON-RPC error; nothing
+/// when the client cancelled the request itself).
 pub fn sse_for_call(
     id: RequestId,
     events: mpsc::Receiver<Bytes>,
@@ -81,11 +82,12 @@ async fn next_chunk(mut st: State) -> Option<(Result<Frame<Bytes>, Infallible>, 
             },
             reply = call => {
                 st.call = None;
-                let body = match reply {
-                    Ok(bytes) => bytes,
-                    Err(e) => Bytes::from(jsonrpc::error_response(Some(&st.id), e.code(), &e.to_string())),
+                st.last = match reply {
+                    Ok(bytes) => Some(sse::message_event(&bytes)),
+                    // The client cancelled: it expects no response, the stream just ends.
+                    Err(RouteError::CancelledByClient) => None,
+                    Err(e) => Some(sse::message_event(&jsonrpc::error_response(Some(&st.id), e.code(), &e.to_string()))),
                 };
-                st.last = Some(sse::message_event(&body));
             }
             _ = st.ticker.tick() => return Some((Ok(Frame::data(Bytes::from_static(sse::KEEP_ALIVE))), st)),
         }
