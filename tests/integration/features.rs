@@ -47,7 +47,10 @@ async fn resource_updates_reach_only_the_subscribed_session() {
 async fn a_cancelled_call_is_cancelled_at_the_child_and_its_late_response_dropped() {
     let bridge = shared_bridge().await;
     let s = scenario(&bridge, &["cancel"]).await;
-    assert_eq!(s["lateResponse"], false, "the bridge drops the response after cancellation: {s}");
+    assert_eq!(
+        s["lateResponse"], false,
+        "the bridge drops the response after cancellation: {s}"
+    );
 }
 
 #[tokio::test]
@@ -64,7 +67,11 @@ async fn shared_mode_never_misroutes_elicitations_under_load() {
     let bridge = shared_bridge().await;
     let s = scenario(&bridge, &["mixed-elicit", "20", "--allow-refused"]).await;
     assert_eq!(s["misrouted"], 0, "{s}");
-    assert_eq!(s["elicited"].as_u64().unwrap() + s["refused"].as_u64().unwrap(), 20, "{s}");
+    assert_eq!(
+        s["elicited"].as_u64().unwrap() + s["refused"].as_u64().unwrap(),
+        20,
+        "{s}"
+    );
 }
 
 #[tokio::test]
@@ -72,5 +79,9 @@ async fn per_session_mode_routes_every_progress_and_elicitation_to_its_own_sessi
     let bridge = Bridge::start(&["--isolation", "session"], &everything_child());
     bridge.wait_ready().await;
     let s = scenario(&bridge, &["mixed-elicit", "8"]).await;
-    assert_eq!((s["elicited"].as_u64(), s["refused"].as_u64()), (Some(8), Some(0)), "{s}");
+    assert_eq!(
+        (s["elicited"].as_u64(), s["refused"].as_u64()),
+        (Some(8), Some(0)),
+        "{s}"
+    );
 }

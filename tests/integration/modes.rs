@@ -6,7 +6,9 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 
 async fn child_pid(s: &Session) -> u32 {
-    tool_text(&s.request(&tool_call(json!("pid"), "pid", json!({}))).await).parse().unwrap()
+    tool_text(&s.request(&tool_call(json!("pid"), "pid", json!({}))).await)
+        .parse()
+        .unwrap()
 }
 
 async fn wait_gone(pid: u32) -> bool {
@@ -22,23 +24,51 @@ async fn each_session_gets_its_own_child_and_delete_stops_it() {
     let bridge = Bridge::echo(&["--isolation", "session"], &[]).await;
     let (a, init) = Session::open(&bridge, "2025-06-18").await;
     let (b, _) = Session::open(&bridge, "2025-11-25").await;
-    assert_eq!(init["result"]["protocolVersion"], "2025-06-18", "the child negotiated it itself");
+    assert_eq!(
+        init["result"]["protocolVersion"], "2025-06-18",
+        "the child negotiated it itself"
+    );
     let (pa, pb) = (child_pid(&a).await, child_pid(&b).await);
     assert_ne!(pa, pb, "two sessions, two children");
-    let del = a.http.delete(&a.url).header("mcp-session-id", &a.id).send().await.unwrap();
+    let del = a
+        .http
+        .delete(&a.url)
+        .header("mcp-session-id", &a.id)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(del.status(), 200);
-    assert!(wait_gone(pa).await, "the deleted session's child {pa} stops");
+    assert!(
+        wait_gone(pa).await,
+        "the deleted session's child {pa} stops"
+    );
     assert!(process_alive(pb), "the other session's child lives on");
-    assert_eq!(b.request(&tool_call(json!(1), "echo", json!({"message": "b"}))).await["result"]["content"][0]["text"], "b");
+    assert_eq!(
+        b.request(&tool_call(json!(1), "echo", json!({"message": "b"})))
+            .await["result"]["content"][0]["text"],
+        "b"
+    );
 }
 
 #[tokio::test]
 async fn idle_sessions_are_reaped_with_their_child() {
-    let bridge = Bridge::echo(&["--isolation", "session", "--session-idle-timeout", "400ms"], &[]).await;
+    let bridge = Bridge::echo(
+        &["--isolation", "session", "--session-idle-timeout", "400ms"],
+        &[],
+    )
+    .await;
     let (s, _) = Session::open(&bridge, "2025-11-25").await;
     let pid = child_pid(&s).await;
-    assert!(wait_gone(pid).await, "the idle session's child {pid} is stopped");
-    assert_eq!(s.post(&json!({"jsonrpc": "2.0", "id": 2, "method": "ping"})).await.status(), 404);
+    assert!(
+        wait_gone(pid).await,
+        "the idle session's child {pid} is stopped"
+    );
+    assert_eq!(
+        s.post(&json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}))
+            .await
+            .status(),
+        404
+    );
 }
 
 #[tokio::test]
@@ -48,13 +78,33 @@ async fn shared_mode_reaps_idle_sessions_too() {
     let _stream = s.get("text/event-stream").await;
     let (idle, _) = Session::open(&bridge, "2025-11-25").await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(idle.post(&json!({"jsonrpc": "2.0", "id": 2, "method": "ping"})).await.status(), 404);
-    assert_eq!(s.post(&json!({"jsonrpc": "2.0", "id": 2, "method": "ping"})).await.status(), 200, "an open GET stream keeps a session alive");
+    assert_eq!(
+        idle.post(&json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        s.post(&json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}))
+            .await
+            .status(),
+        200,
+        "an open GET stream keeps a session alive"
+    );
 }
 
 #[tokio::test]
 async fn session_env_maps_a_request_header_into_that_sessions_child() {
-    let bridge = Bridge::echo(&["--isolation", "session", "--session-env", "X-Api-Key=API_KEY"], &[]).await;
+    let bridge = Bridge::echo(
+        &[
+            "--isolation",
+            "session",
+            "--session-env",
+            "X-Api-Key=API_KEY",
+        ],
+        &[],
+    )
+    .await;
     let http = http();
     let resp = http
         .post(bridge.url())
@@ -64,13 +114,29 @@ async fn session_env_maps_a_request_header_into_that_sessions_child() {
         .send()
         .await
         .unwrap();
-    let id = resp.headers()["mcp-session-id"].to_str().unwrap().to_string();
-    let with_key = Session { http: http.clone(), url: bridge.url(), id };
+    let id = resp.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let with_key = Session {
+        http: http.clone(),
+        url: bridge.url(),
+        id,
+    };
     let (without_key, _) = Session::open(&bridge, "2025-11-25").await;
-    let env = |s: Session| async move { tool_text(&s.request(&tool_call(json!(1), "env", json!({"name": "API_KEY"}))).await).to_string() };
+    let env = |s: Session| async move {
+        tool_text(
+            &s.request(&tool_call(json!(1), "env", json!({"name": "API_KEY"})))
+                .await,
+        )
+        .to_string()
+    };
     assert_eq!(env(with_key).await, "s3cret-value");
     assert_eq!(env(without_key).await, "");
-    assert!(!bridge.logs().join("\n").contains("s3cret-value"), "header values are never logged");
+    assert!(
+        !bridge.logs().join("\n").contains("s3cret-value"),
+        "header values are never logged"
+    );
 }
 
 #[tokio::test]
@@ -78,12 +144,30 @@ async fn max_children_refuses_initialize_with_503() {
     let bridge = Bridge::echo(&["--isolation", "session", "--max-children", "1"], &[]).await;
     let (first, _) = Session::open(&bridge, "2025-11-25").await;
     let pid = child_pid(&first).await;
-    let resp = post_json(&http(), &bridge.url(), None, &initialize_body(json!(1), "2025-11-25")).await;
+    let resp = post_json(
+        &http(),
+        &bridge.url(),
+        None,
+        &initialize_body(json!(1), "2025-11-25"),
+    )
+    .await;
     assert_eq!(resp.status(), 503);
     assert!(resp.headers().contains_key("retry-after"));
     let body: serde_json::Value = resp.json().await.unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("--max-children"), "{body}");
-    first.http.delete(&first.url).header("mcp-session-id", &first.id).send().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--max-children"),
+        "{body}"
+    );
+    first
+        .http
+        .delete(&first.url)
+        .header("mcp-session-id", &first.id)
+        .send()
+        .await
+        .unwrap();
     assert!(wait_gone(pid).await);
     tokio::time::sleep(Duration::from_millis(100)).await;
     Session::open(&bridge, "2025-11-25").await;
@@ -93,18 +177,56 @@ async fn max_children_refuses_initialize_with_503() {
 async fn stateless_mode_serves_requests_without_sessions() {
     let bridge = Bridge::echo(&["--stateless"], &[]).await;
     let http = http();
-    let resp = post_json(&http, &bridge.url(), None, &initialize_body(json!(1), "2025-06-18")).await;
+    let resp = post_json(
+        &http,
+        &bridge.url(),
+        None,
+        &initialize_body(json!(1), "2025-06-18"),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
-    assert!(!resp.headers().contains_key("mcp-session-id"), "stateless: no session id");
+    assert!(
+        !resp.headers().contains_key("mcp-session-id"),
+        "stateless: no session id"
+    );
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["result"]["protocolVersion"], "2025-06-18");
-    let (_, r) = response_of(post_json(&http, &bridge.url(), None, &tool_call(json!(1), "echo", json!({"message": "nosession"}))).await).await;
+    let (_, r) = response_of(
+        post_json(
+            &http,
+            &bridge.url(),
+            None,
+            &tool_call(json!(1), "echo", json!({"message": "nosession"})),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(tool_text(&r), "nosession");
-    let (_, r) = response_of(post_json(&http, &bridge.url(), Some("ignored"), &tool_call(json!(2), "echo", json!({"message": "x"}))).await).await;
+    let (_, r) = response_of(
+        post_json(
+            &http,
+            &bridge.url(),
+            Some("ignored"),
+            &tool_call(json!(2), "echo", json!({"message": "x"})),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(tool_text(&r), "x", "a session header is ignored");
-    let note = post_json(&http, &bridge.url(), None, &json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
+    let note = post_json(
+        &http,
+        &bridge.url(),
+        None,
+        &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await;
     assert_eq!(note.status(), 202);
-    let get = http.get(bridge.url()).header("accept", "text/event-stream").send().await.unwrap();
+    let get = http
+        .get(bridge.url())
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(get.status(), 405);
     assert_eq!(get.headers()["allow"], "POST");
 }

@@ -6,24 +6,38 @@ use serde_json::json;
 use std::time::Duration;
 
 async fn cancellations(s: &Session) -> String {
-    tool_text(&s.request(&tool_call(json!("c"), "cancellations", json!({}))).await).to_string()
+    tool_text(
+        &s.request(&tool_call(json!("c"), "cancellations", json!({})))
+            .await,
+    )
+    .to_string()
 }
 
 #[tokio::test]
 async fn tools_call_is_answered_on_an_sse_stream_when_accepted_and_json_when_configured() {
     let bridge = Bridge::echo(&[], &[]).await;
     let (s, _) = Session::open(&bridge, "2025-11-25").await;
-    let resp = s.post(&tool_call(json!(1), "echo", json!({"message": "via sse"}))).await;
+    let resp = s
+        .post(&tool_call(json!(1), "echo", json!({"message": "via sse"})))
+        .await;
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let (events, last) = response_of(resp).await;
     assert!(events.is_empty());
     assert_eq!(tool_text(&last), "via sse");
-    let ping = s.post(&json!({"jsonrpc": "2.0", "id": 2, "method": "ping"})).await;
-    assert_eq!(ping.headers()["content-type"], "application/json", "auto mode: ping needs no stream");
+    let ping = s
+        .post(&json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}))
+        .await;
+    assert_eq!(
+        ping.headers()["content-type"],
+        "application/json",
+        "auto mode: ping needs no stream"
+    );
 
     let json_bridge = Bridge::echo(&["--response-mode", "json"], &[]).await;
     let (s, _) = Session::open(&json_bridge, "2025-11-25").await;
-    let resp = s.post(&tool_call(json!(1), "echo", json!({"message": "j"}))).await;
+    let resp = s
+        .post(&tool_call(json!(1), "echo", json!({"message": "j"})))
+        .await;
     assert_eq!(resp.headers()["content-type"], "application/json");
 }
 
@@ -39,10 +53,20 @@ async fn log_messages_are_filtered_by_each_sessions_level() {
     assert_eq!(bad["error"]["code"], -32602);
     let mut quiet_stream = quiet.get("text/event-stream").await;
     let mut chatty_stream = chatty.get("text/event-stream").await;
-    chatty.request(&tool_call(json!(1), "notify", json!({"message": "info-level-note"}))).await;
+    chatty
+        .request(&tool_call(
+            json!(1),
+            "notify",
+            json!({"message": "info-level-note"}),
+        ))
+        .await;
     let mut seen = String::new();
     while !seen.contains("info-level-note") {
-        let chunk = tokio::time::timeout(Duration::from_secs(5), chatty_stream.chunk()).await.unwrap().unwrap().unwrap();
+        let chunk = tokio::time::timeout(Duration::from_secs(5), chatty_stream.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
     let mut quiet_seen = String::new();
@@ -50,8 +74,14 @@ async fn log_messages_are_filtered_by_each_sessions_level() {
     while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(until, quiet_stream.chunk()).await {
         quiet_seen.push_str(&String::from_utf8_lossy(&chunk));
     }
-    assert!(quiet_seen.contains(": keep-alive"), "the quiet stream is alive: {quiet_seen:?}");
-    assert!(!quiet_seen.contains("info-level-note"), "an info message is below the error level");
+    assert!(
+        quiet_seen.contains(": keep-alive"),
+        "the quiet stream is alive: {quiet_seen:?}"
+    );
+    assert!(
+        !quiet_seen.contains("info-level-note"),
+        "an info message is below the error level"
+    );
 }
 
 #[tokio::test]
@@ -60,14 +90,30 @@ async fn client_cancellation_reaches_the_child_and_the_request_ends() {
     let (s, _) = Session::open(&bridge, "2025-11-25").await;
     let call = tokio::spawn({
         let s = s.clone();
-        async move { s.post(&tool_call(json!(9), "sleep", json!({"ms": 3000}))).await.text().await.unwrap() }
+        async move {
+            s.post(&tool_call(json!(9), "sleep", json!({"ms": 3000})))
+                .await
+                .text()
+                .await
+                .unwrap()
+        }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let note = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 9, "reason": "test"}});
     assert_eq!(s.post(&note).await.status(), 202);
-    let body = tokio::time::timeout(Duration::from_secs(2), call).await.expect("the cancelled call ends at once").unwrap();
-    assert!(sse_messages(&body).is_empty(), "a cancelled request gets no response: {body:?}");
-    assert_eq!(cancellations(&s).await, "1", "the child saw notifications/cancelled for its sleep");
+    let body = tokio::time::timeout(Duration::from_secs(2), call)
+        .await
+        .expect("the cancelled call ends at once")
+        .unwrap();
+    assert!(
+        sse_messages(&body).is_empty(),
+        "a cancelled request gets no response: {body:?}"
+    );
+    assert_eq!(
+        cancellations(&s).await,
+        "1",
+        "the child saw notifications/cancelled for its sleep"
+    );
 }
 
 #[tokio::test]
@@ -77,13 +123,28 @@ async fn delete_and_request_timeout_cancel_in_flight_work_at_the_child() {
     let (b, _) = Session::open(&bridge, "2025-11-25").await;
     let _pending = a.spawn_request(tool_call(json!(1), "sleep", json!({"ms": 5000})));
     tokio::time::sleep(Duration::from_millis(200)).await;
-    a.http.delete(&a.url).header("mcp-session-id", &a.id).send().await.unwrap();
+    a.http
+        .delete(&a.url)
+        .header("mcp-session-id", &a.id)
+        .send()
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(cancellations(&b).await, "1", "DELETE cancelled the session's sleep at the child");
-    let timed_out = b.request(&tool_call(json!(2), "sleep", json!({"ms": 5000}))).await;
+    assert_eq!(
+        cancellations(&b).await,
+        "1",
+        "DELETE cancelled the session's sleep at the child"
+    );
+    let timed_out = b
+        .request(&tool_call(json!(2), "sleep", json!({"ms": 5000})))
+        .await;
     assert_eq!(timed_out["error"]["code"], -32001);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(cancellations(&b).await, "2", "the timeout cancelled the sleep at the child");
+    assert_eq!(
+        cancellations(&b).await,
+        "2",
+        "the timeout cancelled the sleep at the child"
+    );
 }
 
 #[tokio::test]
@@ -96,8 +157,13 @@ async fn roots_are_answered_by_the_bridge() {
     let (s, _) = Session::open(&bridge, "2025-11-25").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let text = loop {
-        let r = s.request(&tool_call(json!(1), "get-roots-list", json!({}))).await;
-        let text = r["result"]["content"][0]["text"].as_str().unwrap_or("").to_string();
+        let r = s
+            .request(&tool_call(json!(1), "get-roots-list", json!({})))
+            .await;
+        let text = r["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         if text.contains(&root) || tokio::time::Instant::now() > deadline {
             break text;
         }

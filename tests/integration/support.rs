@@ -374,8 +374,13 @@ pub fn interop_dir() -> PathBuf {
 
 /// The command line of `@modelcontextprotocol/server-everything` in stdio mode.
 pub fn everything_child() -> Vec<String> {
-    let entry = interop_dir().join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
-    assert!(entry.exists(), "{} is missing: run scripts/setup-interop first", entry.display());
+    let entry =
+        interop_dir().join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    assert!(
+        entry.exists(),
+        "{} is missing: run scripts/setup-interop first",
+        entry.display()
+    );
     vec!["node".into(), entry.display().to_string(), "stdio".into()]
 }
 
@@ -403,6 +408,10 @@ pub async fn run_client(program: PathBuf, script: &str, args: &[&str]) -> Value 
     .expect("client starts");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{} {args:?} failed: {stderr}\n{stdout}", script.display());
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed: {stderr}\n{stdout}",
+        script.display()
+    );
     serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("summary line is JSON")
 }
