@@ -153,15 +153,17 @@ impl Router {
         self.deliver_to_session(session, event)
     }
 
+    /// The client sessions (not the bridge itself) with requests in flight, in key order.
+    pub(super) fn busy_sessions(&self) -> Vec<SessionKey> {
+        let mut busy = self.map.sessions_in_flight();
+        busy.retain(|k| *k != SessionKey::BRIDGE);
+        busy
+    }
+
     /// Stateless origins have no GET stream: a log message goes to the POST stream of the one
     /// stateless request in flight, when exactly one request of any origin is in flight.
     fn deliver_to_stateless(&mut self, event: &Bytes) {
-        let busy: Vec<SessionKey> = self
-            .map
-            .sessions_in_flight()
-            .into_iter()
-            .filter(|k| *k != SessionKey::BRIDGE)
-            .collect();
+        let busy = self.busy_sessions();
         if let [only] = busy.as_slice() {
             let requests = self.map.requests_of(*only);
             if requests.len() == 1 && self.sessions.by_key(*only).is_none() {

@@ -107,12 +107,7 @@ impl Router {
         } else if let Some(key) = self.options.scope {
             key
         } else {
-            let busy: Vec<SessionKey> = self
-                .map
-                .sessions_in_flight()
-                .into_iter()
-                .filter(|k| *k != SessionKey::BRIDGE)
-                .collect();
+            let busy = self.busy_sessions();
             match busy.as_slice() {
                 [one] => *one,
                 [] => {

@@ -1,10 +1,26 @@
 //! Server-Sent Events encoding shared by the SSE-speaking transports (PROTOCOL.md section 9,
 //! item 4): one JSON-RPC message per `event: message`, its JSON on a single `data:` line.
 
+use super::Body;
 use bytes::{BufMut, Bytes, BytesMut};
+use http::{header, HeaderValue, Response};
 
 /// A keep-alive comment; clients and proxies see traffic, SSE parsers ignore it.
 pub const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
+
+/// A 200 response streaming `body` as `text/event-stream`, with the headers that stop caches and
+/// proxies from buffering it (`Cache-Control: no-cache`, `X-Accel-Buffering: no`).
+pub fn response(body: Body) -> Response<Body> {
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
+}
 
 /// Encodes one JSON-RPC message (compact JSON bytes) as an SSE `message` event.
 /// Raw `\r`/`\n` bytes can only be insignificant whitespace in valid JSON text, so they are

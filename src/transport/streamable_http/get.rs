@@ -8,7 +8,7 @@ use crate::error::HttpError;
 use crate::jsonrpc;
 use crate::transport::{sse, Body};
 use bytes::Bytes;
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{header, Request, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 use std::convert::Infallible;
@@ -68,15 +68,7 @@ pub fn sse_response(
     let mut ticker = interval_at(Instant::now() + keep_alive, keep_alive);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let stream = futures_util::stream::unfold((rx, ticker, shutdown), next_event);
-    let mut resp = Response::new(StreamBody::new(stream).boxed_unsync());
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    resp
+    sse::response(StreamBody::new(stream).boxed_unsync())
 }
 
 type StreamState = (mpsc::Receiver<Bytes>, Interval, CancellationToken);

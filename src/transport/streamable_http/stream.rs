@@ -7,7 +7,7 @@ use crate::jsonrpc::{self, RequestId};
 use crate::router::{Reply, RouteError};
 use crate::transport::{sse, Body};
 use bytes::Bytes;
-use http::{header, HeaderValue, Response};
+use http::Response;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use std::convert::Infallible;
@@ -50,15 +50,7 @@ pub fn sse_for_call(
         ticker,
     };
     let stream = futures_util::stream::unfold(state, next_chunk);
-    let mut resp = Response::new(StreamBody::new(stream).boxed_unsync());
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    resp
+    sse::response(StreamBody::new(stream).boxed_unsync())
 }
 
 async fn next_chunk(mut st: State) -> Option<(Result<Frame<Bytes>, Infallible>, State)> {
