@@ -172,3 +172,45 @@ async fn roots_are_answered_by_the_bridge() {
     assert!(text.contains(&format!("file://{root}")), "{text}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn tasks_belong_to_the_session_that_created_them() {
+    let bridge = Bridge::start(&[], &everything_child());
+    bridge.wait_ready().await;
+    let (a, _) = Session::open(&bridge, "2025-11-25").await;
+    let (b, _) = Session::open(&bridge, "2025-11-25").await;
+    let create = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "simulate-research-query", "arguments": {"topic": "bridges"}, "task": {"ttl": 60000}}});
+    let created = a.request(&create).await;
+    let task_id = created["result"]["task"]["taskId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"))
+        .to_string();
+    let list = |s: Session| async move {
+        s.request(&json!({"jsonrpc": "2.0", "id": 2, "method": "tasks/list"}))
+            .await
+    };
+    let mine = list(a.clone()).await;
+    assert!(
+        mine["result"]["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["taskId"] == task_id.as_str()),
+        "{mine}"
+    );
+    let theirs = list(b.clone()).await;
+    assert_eq!(
+        theirs["result"]["tasks"],
+        json!([]),
+        "another session's tasks are hidden"
+    );
+    let get =
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tasks/get", "params": {"taskId": task_id}});
+    assert_eq!(
+        b.request(&get).await["error"]["code"],
+        -32602,
+        "another session cannot read the task"
+    );
+    assert_eq!(a.request(&get).await["result"]["taskId"], task_id.as_str());
+}
