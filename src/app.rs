@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::router::{self, InitCache, RouterHandle, RouterOptions};
 use crate::session::{Session, Sessions};
-use crate::transport::{streamable_http, Body};
+use crate::transport::{sse_legacy, streamable_http, websocket, Body};
 use crate::{health, shutdown};
 use anyhow::Context;
 use http::{Request, Response};
@@ -297,11 +297,24 @@ async fn accept_loop(
     }
 }
 
-/// Dispatches by path: the MCP endpoint, `/healthz`, `/readyz`, `/metrics`, else 404.
+/// Dispatches by path: the enabled transports' endpoints (behind the Host/Origin guard),
+/// `/healthz`, `/readyz`, `/metrics`, else 404.
 async fn route(req: Request<Incoming>, state: Arc<AppState>) -> Response<Body> {
     let path = req.uri().path();
-    if path == state.config.mcp_path {
-        return streamable_http::handle(req, state).await;
+    let c = &state.config;
+    let endpoint = (c.streamable_http && path == c.mcp_path)
+        || (c.sse && (path == c.sse_path || path == c.message_path))
+        || (c.ws && path == c.ws_path);
+    if endpoint {
+        if let Err(e) = state.guard.check(req.headers()) {
+            return e.into_response();
+        }
+        return match path {
+            p if p == c.mcp_path => streamable_http::handle(req, state).await,
+            p if p == c.sse_path => sse_legacy::open_stream(&req, &state),
+            p if p == c.message_path => sse_legacy::post_message(req, &state).await,
+            _ => websocket::upgrade(req, &state),
+        };
     }
     match path {
         "/healthz" => health::healthz(&req, &state),

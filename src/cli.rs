@@ -58,6 +58,24 @@ pub enum Isolation {
     Session,
 }
 
+/// Default path of the legacy HTTP+SSE stream.
+pub const DEFAULT_SSE_PATH: &str = "/sse";
+/// Default path legacy HTTP+SSE clients POST their messages to.
+pub const DEFAULT_MESSAGE_PATH: &str = "/message";
+/// Default path of the WebSocket endpoint.
+pub const DEFAULT_WS_PATH: &str = "/ws";
+
+/// A client-facing transport that can be switched on or off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TransportFlag {
+    /// Streamable HTTP on `--mcp-path`.
+    StreamableHttp,
+    /// Legacy HTTP+SSE on `--sse-path` and `--message-path`.
+    Sse,
+    /// WebSocket on `--ws-path`.
+    Ws,
+}
+
 /// Server-to-client request kinds the shared child may send to clients.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Forward {
@@ -165,6 +183,30 @@ pub struct Cli {
     /// Serve without sessions: no Mcp-Session-Id, every request served by the shared child.
     #[arg(long, env = "MCP_BRIDGE_STATELESS")]
     pub stateless: bool,
+    /// Transports to serve (comma-separated): streamable-http, sse, ws.
+    #[arg(
+        long,
+        env = "MCP_BRIDGE_TRANSPORTS",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "streamable-http,sse,ws"
+    )]
+    pub transports: Vec<TransportFlag>,
+    /// Path of the legacy HTTP+SSE stream.
+    #[arg(long, env = "MCP_BRIDGE_SSE_PATH", default_value = DEFAULT_SSE_PATH)]
+    pub sse_path: String,
+    /// Path legacy HTTP+SSE clients POST messages to (announced in the `endpoint` event).
+    #[arg(long, env = "MCP_BRIDGE_MESSAGE_PATH", default_value = DEFAULT_MESSAGE_PATH)]
+    pub message_path: String,
+    /// Path of the WebSocket endpoint.
+    #[arg(long, env = "MCP_BRIDGE_WS_PATH", default_value = DEFAULT_WS_PATH)]
+    pub ws_path: String,
+    /// Path prefix a reverse proxy adds in front of the bridge (e.g. /mcp-tools); used in the SSE `endpoint` event.
+    #[arg(long, env = "MCP_BRIDGE_BASE_PATH", default_value = "")]
+    pub base_path: String,
+    /// Take the path prefix from the X-Forwarded-Prefix request header (only behind a proxy that sets it).
+    #[arg(long, env = "MCP_BRIDGE_TRUST_FORWARDED_PREFIX")]
+    pub trust_forwarded_prefix: bool,
     /// The stdio MCP server to run, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,

@@ -2,7 +2,7 @@
 //! [`crate::cli::Cli`]. Nothing else in the crate reads argv or the environment.
 
 use crate::child::ChildSpec;
-use crate::cli::{Cli, Forward, Isolation, LogFormat, ResponseMode};
+use crate::cli::{Cli, Forward, Isolation, LogFormat, ResponseMode, TransportFlag};
 use crate::router::Root;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
@@ -57,6 +57,22 @@ pub struct Config {
     pub session_env: Vec<(http::HeaderName, String)>,
     /// Serve without sessions.
     pub stateless: bool,
+    /// Streamable HTTP enabled.
+    pub streamable_http: bool,
+    /// Legacy HTTP+SSE enabled.
+    pub sse: bool,
+    /// WebSocket enabled.
+    pub ws: bool,
+    /// Legacy SSE stream path.
+    pub sse_path: String,
+    /// Legacy SSE message path.
+    pub message_path: String,
+    /// WebSocket path.
+    pub ws_path: String,
+    /// Proxy path prefix for the SSE `endpoint` event ("" or "/something" without a trailing slash).
+    pub base_path: String,
+    /// Use `X-Forwarded-Prefix` as the path prefix.
+    pub trust_forwarded_prefix: bool,
 }
 
 /// A configuration error, printed as one line; `main` exits 64.
@@ -97,6 +113,31 @@ impl Config {
         }
         if !cli.session_env.is_empty() && cli.isolation != Isolation::Session {
             return err("--session-env needs --isolation session");
+        }
+        let paths = [
+            &cli.mcp_path,
+            &cli.sse_path,
+            &cli.message_path,
+            &cli.ws_path,
+        ];
+        for p in &paths[1..] {
+            if !p.starts_with('/') || RESERVED_PATHS.contains(&p.as_str()) {
+                return err(format!(
+                    "path {p:?} must start with '/' and not be one of {RESERVED_PATHS:?}"
+                ));
+            }
+        }
+        if (1..paths.len()).any(|i| paths[..i].contains(&paths[i])) {
+            return err("--mcp-path, --sse-path, --message-path and --ws-path must differ");
+        }
+        if cli.transports.is_empty() {
+            return err("--transports needs at least one of streamable-http, sse, ws");
+        }
+        if !cli.base_path.is_empty() && !cli.base_path.starts_with('/') {
+            return err(format!(
+                "--base-path {:?} must start with '/'",
+                cli.base_path
+            ));
         }
         let roots = cli
             .roots
@@ -149,6 +190,14 @@ impl Config {
             session_idle_timeout: cli.session_idle_timeout,
             session_env,
             stateless: cli.stateless,
+            streamable_http: cli.transports.contains(&TransportFlag::StreamableHttp),
+            sse: cli.transports.contains(&TransportFlag::Sse),
+            ws: cli.transports.contains(&TransportFlag::Ws),
+            sse_path: cli.sse_path,
+            message_path: cli.message_path,
+            ws_path: cli.ws_path,
+            base_path: cli.base_path.trim_end_matches('/').to_string(),
+            trust_forwarded_prefix: cli.trust_forwarded_prefix,
         })
     }
 }
@@ -281,6 +330,35 @@ mod tests {
         .unwrap();
         assert_eq!(c.session_env[0].0, "x-token");
         assert_eq!(c.session_env[0].1, "TOKEN");
+    }
+
+    #[test]
+    fn transport_flags_and_paths() {
+        let c = parse(&[
+            "mcp-bridge",
+            "--transports",
+            "sse,ws",
+            "--base-path",
+            "/p/",
+            "--",
+            "x",
+        ])
+        .unwrap();
+        assert!(!c.streamable_http && c.sse && c.ws);
+        assert_eq!(c.base_path, "/p");
+        let c = parse(&["mcp-bridge", "--", "x"]).unwrap();
+        assert!(c.streamable_http && c.sse && c.ws);
+        assert_eq!(
+            (
+                c.sse_path.as_str(),
+                c.message_path.as_str(),
+                c.ws_path.as_str()
+            ),
+            ("/sse", "/message", "/ws")
+        );
+        assert!(parse(&["mcp-bridge", "--ws-path", "/mcp", "--", "x"]).is_err());
+        assert!(parse(&["mcp-bridge", "--sse-path", "sse", "--", "x"]).is_err());
+        assert!(parse(&["mcp-bridge", "--base-path", "p", "--", "x"]).is_err());
     }
 
     #[test]

@@ -28,7 +28,21 @@ fn json(status: StatusCode, value: serde_json::Value) -> Response<Body> {
     resp
 }
 
-/// 200 `{"status":"ok","version":..,"uptime_seconds":..}` while the process serves HTTP.
+/// The names of the enabled transports.
+fn transports(state: &AppState) -> Vec<&'static str> {
+    let c = &state.config;
+    [
+        (c.streamable_http, "streamable-http"),
+        (c.sse, "sse"),
+        (c.ws, "websocket"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect()
+}
+
+/// 200 `{"status":"ok","version":..,"uptime_seconds":..,"transports":[..]}` while the process
+/// serves HTTP.
 pub fn healthz<B>(req: &Request<B>, state: &AppState) -> Response<Body> {
     if let Some(resp) = reject_non_get(req) {
         return resp;
@@ -39,7 +53,7 @@ pub fn healthz<B>(req: &Request<B>, state: &AppState) -> Response<Body> {
             "status": "ok",
             "version": env!("CARGO_PKG_VERSION"),
             "uptime_seconds": state.started.elapsed().as_secs(),
-            "transports": ["streamable-http"],
+            "transports": transports(state),
         }),
     )
 }

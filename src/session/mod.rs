@@ -45,6 +45,10 @@ pub struct Session {
     pub router: RouterHandle,
     /// The session's own child, in per-session mode.
     pub child: Option<ChildControl>,
+    /// The transport the session speaks.
+    pub transport: Transport,
+    /// False for a connection that has not sent `initialize` yet.
+    pub initialized: bool,
     /// Sender half of the current GET stream's outbox, if a GET stream is open.
     stream: Mutex<Option<mpsc::Sender<Bytes>>>,
     /// Capacity of a GET stream's outbox, in messages.
@@ -68,6 +72,32 @@ pub struct NewSession {
     pub router: RouterHandle,
     /// Its own child (per-session mode).
     pub child: Option<ChildControl>,
+    /// The transport the session speaks.
+    pub transport: Transport,
+    /// False for a connection (legacy SSE, WebSocket) that has not sent `initialize` yet.
+    pub initialized: bool,
+}
+
+/// The client-facing transport of a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// Streamable HTTP (`Mcp-Session-Id`).
+    StreamableHttp,
+    /// The 2024-11-05 HTTP+SSE transport (`GET /sse`, `POST /message`).
+    Sse,
+    /// WebSocket (`GET /ws`).
+    WebSocket,
+}
+
+impl Transport {
+    /// The name used in `/healthz` and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::StreamableHttp => "streamable-http",
+            Transport::Sse => "sse",
+            Transport::WebSocket => "websocket",
+        }
+    }
 }
 
 /// What became of a message offered to a session's GET stream.
@@ -187,6 +217,8 @@ impl Sessions {
             caps: new.caps,
             router: new.router,
             child: new.child,
+            transport: new.transport,
+            initialized: new.initialized,
             stream: Mutex::new(None),
             outbox: self.outbox,
             log_level: AtomicU8::new(LogLevel::UNSET),
@@ -199,6 +231,32 @@ impl Sessions {
         maps.by_id.insert(session.id.clone(), session.clone());
         maps.by_key.insert(session.key, session.clone());
         Ok(session)
+    }
+
+    /// Marks the connection session `key` initialized with what its `initialize` established
+    /// (`new.key` must equal `key`): the entry is replaced, keeping id, open stream, log level
+    /// and activity. Returns the new entry, `None` when the session is gone.
+    pub fn establish(&self, new: NewSession) -> Option<Arc<Session>> {
+        let mut maps = self.maps.write().expect("sessions lock");
+        let old = maps.by_key.get(&new.key)?.clone();
+        let stream = old.stream.lock().expect("stream lock").take();
+        let session = Arc::new(Session {
+            id: old.id.clone(),
+            key: old.key,
+            version: new.version,
+            caps: new.caps,
+            router: new.router,
+            child: new.child,
+            transport: old.transport,
+            initialized: true,
+            stream: Mutex::new(stream),
+            outbox: old.outbox,
+            log_level: AtomicU8::new(old.log_level.load(Ordering::Relaxed)),
+            last_active_ms: AtomicU64::new(self.now_ms()),
+        });
+        maps.by_id.insert(session.id.clone(), session.clone());
+        maps.by_key.insert(session.key, session.clone());
+        Some(session)
     }
 
     /// Looks a session up by its `Mcp-Session-Id` and marks it active.
@@ -308,6 +366,8 @@ mod tests {
             caps: ClientCaps::default(),
             router: RouterHandle::detached(),
             child: None,
+            transport: Transport::StreamableHttp,
+            initialized: true,
         })
     }
 
@@ -348,6 +408,50 @@ mod tests {
         assert_eq!(s.deliver(Bytes::from_static(b"3")), Delivery::Queued);
         assert_eq!(sessions.broadcast(&Bytes::from_static(b"4"), |_| true), 1);
         assert_eq!(s.deliver(Bytes::from_static(b"5")), Delivery::NoStream);
+    }
+
+    #[test]
+    fn establishing_a_connection_session_keeps_its_id_and_stream() {
+        let sessions = Sessions::new(10, 4);
+        let pending = sessions
+            .insert(NewSession {
+                key: sessions.next_key(),
+                version: "2025-11-25",
+                caps: ClientCaps::default(),
+                router: RouterHandle::detached(),
+                child: None,
+                transport: Transport::Sse,
+                initialized: false,
+            })
+            .unwrap();
+        let mut rx = pending.attach_stream();
+        let caps = ClientCaps {
+            sampling: true,
+            ..ClientCaps::default()
+        };
+        let new = NewSession {
+            key: pending.key,
+            version: "2024-11-05",
+            caps,
+            router: RouterHandle::detached(),
+            child: None,
+            transport: Transport::StreamableHttp,
+            initialized: true,
+        };
+        let live = sessions.establish(new).unwrap();
+        assert_eq!(
+            (live.id.as_str(), live.key),
+            (pending.id.as_str(), pending.key)
+        );
+        assert!(live.initialized && live.caps.sampling);
+        assert_eq!(
+            live.transport,
+            Transport::Sse,
+            "the transport stays the connection's"
+        );
+        assert_eq!(live.deliver(Bytes::from_static(b"x")), Delivery::Queued);
+        assert_eq!(rx.try_recv().unwrap(), Bytes::from_static(b"x"));
+        assert!(sessions.get(&pending.id).unwrap().initialized);
     }
 
     #[test]

@@ -39,6 +39,21 @@ pub fn message_event(json: &[u8]) -> Bytes {
     out.freeze()
 }
 
+/// The JSON payload of an event made by [`message_event`] (a zero-copy slice), for transports
+/// that carry bare JSON messages (WebSocket). Other bytes are returned unchanged.
+pub fn message_payload(event: &Bytes) -> Bytes {
+    const PREFIX: &[u8] = b"event: message\ndata: ";
+    if event.starts_with(PREFIX) && event.ends_with(b"\n\n") {
+        return event.slice(PREFIX.len()..event.len() - 2);
+    }
+    event.clone()
+}
+
+/// An SSE event of the legacy HTTP+SSE transport announcing where to POST messages.
+pub fn endpoint_event(uri: &str) -> Bytes {
+    Bytes::from(format!("event: endpoint\ndata: {uri}\n\n"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,5 +62,10 @@ mod tests {
     fn one_data_line_per_event() {
         let ev = message_event(b"{\"a\":\r\n1}");
         assert_eq!(&ev[..], b"event: message\ndata: {\"a\":  1}\n\n");
+        assert_eq!(&message_payload(&ev)[..], b"{\"a\":  1}");
+        assert_eq!(
+            &endpoint_event("/m?sessionId=1")[..],
+            b"event: endpoint\ndata: /m?sessionId=1\n\n"
+        );
     }
 }

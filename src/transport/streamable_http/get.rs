@@ -65,23 +65,51 @@ pub fn sse_response(
     keep_alive: Duration,
     shutdown: CancellationToken,
 ) -> Response<Body> {
+    session_stream(rx, keep_alive, shutdown, None, None)
+}
+
+/// Like [`sse_response`], starting with the event `first` (if any) and holding `guard` (if any)
+/// until the stream ends or the client goes away: its `Drop` is how the owner learns that.
+pub fn session_stream(
+    rx: mpsc::Receiver<Bytes>,
+    keep_alive: Duration,
+    shutdown: CancellationToken,
+    first: Option<Bytes>,
+    guard: Option<Box<dyn Send>>,
+) -> Response<Body> {
     let mut ticker = interval_at(Instant::now() + keep_alive, keep_alive);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let stream = futures_util::stream::unfold((rx, ticker, shutdown), next_event);
+    let state = StreamState {
+        rx,
+        ticker,
+        shutdown,
+        first,
+        _guard: guard,
+    };
+    let stream = futures_util::stream::unfold(state, next_event);
     sse::response(StreamBody::new(stream).boxed_unsync())
 }
 
-type StreamState = (mpsc::Receiver<Bytes>, Interval, CancellationToken);
+struct StreamState {
+    rx: mpsc::Receiver<Bytes>,
+    ticker: Interval,
+    shutdown: CancellationToken,
+    first: Option<Bytes>,
+    _guard: Option<Box<dyn Send>>,
+}
 
 async fn next_event(
-    (mut rx, mut ticker, shutdown): StreamState,
+    mut st: StreamState,
 ) -> Option<(Result<Frame<Bytes>, Infallible>, StreamState)> {
+    if let Some(first) = st.first.take() {
+        return Some((Ok(Frame::data(first)), st));
+    }
     let chunk = tokio::select! {
         biased;
-        _ = shutdown.cancelled() => return None,
-        msg = rx.recv() => msg?,
-        _ = ticker.tick() => Bytes::from_static(sse::KEEP_ALIVE),
+        _ = st.shutdown.cancelled() => return None,
+        msg = st.rx.recv() => msg?,
+        _ = st.ticker.tick() => Bytes::from_static(sse::KEEP_ALIVE),
     };
-    ticker.reset();
-    Some((Ok(Frame::data(chunk)), (rx, ticker, shutdown)))
+    st.ticker.reset();
+    Some((Ok(Frame::data(chunk)), st))
 }

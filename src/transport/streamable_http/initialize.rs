@@ -1,6 +1,7 @@
-//! `initialize` on the MCP path: opens a session. Shared mode answers from the child's cached
-//! `InitializeResult` with a per-session protocol version; per-session mode starts the session's
-//! own child and passes the client's `initialize` through to it (DESIGN.md section 2).
+//! `initialize`: what opens (or, for connection transports, establishes) a session. Shared mode
+//! answers from the child's cached `InitializeResult` with a per-session protocol version;
+//! per-session mode starts the session's own child and passes the client's `initialize` through
+//! to it (DESIGN.md section 2). Used by every transport.
 
 use super::SESSION_HEADER;
 use crate::app::{AppState, UpstreamState};
@@ -8,14 +9,22 @@ use crate::child::{self, ChildSpec};
 use crate::error::HttpError;
 use crate::jsonrpc::{self, Message};
 use crate::protocol;
-use crate::router::{self, InitCache, RouterOptions};
-use crate::session::{ClientCaps, NewSession, Session};
+use crate::router::{self, InitCache, RouterHandle, RouterOptions};
+use crate::session::{ClientCaps, NewSession, Session, SessionKey, Transport};
 use crate::shutdown::CHILD_STOP_STEP;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use serde_json::Value;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+
+/// The outcome of an `initialize`.
+pub enum Opened {
+    /// A session to register under the key it was opened for, and the response body.
+    Session(NewSession, Bytes),
+    /// A response with no session: stateless mode, or a child that refused `initialize`.
+    NoSession(Bytes),
+}
 
 /// What the client asked for in `initialize` params.
 fn requested(msg: &Message) -> (Option<String>, ClientCaps) {
@@ -30,25 +39,30 @@ fn requested(msg: &Message) -> (Option<String>, ClientCaps) {
     (version, ClientCaps::from_initialize(params.as_ref()))
 }
 
-/// Opens a session for `msg` (an `initialize` request). Returns the session and the response
-/// body. Errors: 503 when the child is not ready, the session or child limit is reached, or the
+/// Answers `msg` (an `initialize` request) for the session that will have `key`, speaking
+/// `transport`. `child_env` holds the `--session-env` variables for a per-session child.
+/// Errors: 503 when the child is not ready, the session or child limit is reached, or the
 /// session's child cannot be started.
 pub async fn open(
     msg: Message,
-    headers: &HeaderMap,
+    key: SessionKey,
+    transport: Transport,
+    child_env: Vec<(String, String)>,
     state: &AppState,
-) -> Result<(Option<Arc<Session>>, Bytes), HttpError> {
+) -> Result<Opened, HttpError> {
     match &state.router {
-        Some(router) => open_shared(msg, router.clone(), state).await,
-        None => open_own_child(msg, headers, state).await,
+        Some(router) => open_shared(msg, key, transport, router.clone(), state).await,
+        None => open_own_child(msg, key, transport, child_env, state).await,
     }
 }
 
 async fn open_shared(
     msg: Message,
-    router: router::RouterHandle,
+    key: SessionKey,
+    transport: Transport,
+    router: RouterHandle,
     state: &AppState,
-) -> Result<(Option<Arc<Session>>, Bytes), HttpError> {
+) -> Result<Opened, HttpError> {
     let id = msg.request_id().cloned().expect("requests carry ids");
     let cache = wait_until_ready(state)
         .await
@@ -57,29 +71,31 @@ async fn open_shared(
     let version = protocol::negotiate(asked.as_deref());
     let body = Bytes::from(cache.response(&id, version));
     if state.config.stateless {
-        return Ok((None, body));
+        return Ok(Opened::NoSession(body));
     }
-    let new = NewSession {
-        key: state.sessions.next_key(),
-        version,
-        caps,
-        router,
-        child: None,
-    };
-    let session = state
-        .sessions
-        .insert(new)
-        .map_err(|e| too_many(&e.to_string()).with_id(Some(&id)))?;
-    Ok((Some(session), body))
+    Ok(Opened::Session(
+        NewSession {
+            key,
+            version,
+            caps,
+            router,
+            child: None,
+            transport,
+            initialized: true,
+        },
+        body,
+    ))
 }
 
 /// Per-session mode: spawn the session's child, pass `initialize` through, keep the session if
 /// the child accepts it.
 async fn open_own_child(
     msg: Message,
-    headers: &HeaderMap,
+    key: SessionKey,
+    transport: Transport,
+    child_env: Vec<(String, String)>,
     state: &AppState,
-) -> Result<(Option<Arc<Session>>, Bytes), HttpError> {
+) -> Result<Opened, HttpError> {
     let id = msg.request_id().cloned().expect("requests carry ids");
     if state.shutdown.is_cancelled() {
         return Err(HttpError::unavailable(
@@ -87,13 +103,6 @@ async fn open_own_child(
             "Service Unavailable: mcp-bridge is shutting down",
             1,
         )
-        .with_id(Some(&id)));
-    }
-    if state.sessions.is_full() {
-        return Err(too_many(&format!(
-            "the bridge already holds its maximum of {} sessions",
-            state.config.max_sessions
-        ))
         .with_id(Some(&id)));
     }
     let max = state.config.max_children;
@@ -104,7 +113,8 @@ async fn open_own_child(
         ))
         .with_id(Some(&id)));
     }
-    let spec = session_child_spec(&state.config.child, &state.config.session_env, headers);
+    let mut spec: ChildSpec = state.config.child.clone();
+    spec.env.extend(child_env);
     let spawned = match child::spawn(&spec, &state.tracker) {
         Ok(spawned) => spawned,
         Err(e) => {
@@ -120,7 +130,6 @@ async fn open_own_child(
     };
     let control = spawned.control.clone();
     count_down_on_exit(state, control.clone());
-    let key = state.sessions.next_key();
     let options = RouterOptions {
         scope: Some(key),
         ..state.router_options.clone()
@@ -133,8 +142,7 @@ async fn open_own_child(
         &state.tracker,
     );
     let (_, caps) = requested(&msg);
-    let reply = router.call(key, msg, state.config.init_timeout, None).await;
-    let body = match reply {
+    let body = match router.call(key, msg, state.config.init_timeout, None).await {
         Ok(body) => body,
         Err(e) => {
             control.stop(CHILD_STOP_STEP).await;
@@ -148,38 +156,32 @@ async fn open_own_child(
         state
             .tracker
             .spawn(async move { control.stop(CHILD_STOP_STEP).await });
-        return Ok((None, body));
+        return Ok(Opened::NoSession(body));
     };
     let version = protocol::supported(version).unwrap_or(protocol::LATEST_VERSION);
-    let new = NewSession {
-        key,
-        version,
-        caps,
-        router,
-        child: Some(control.clone()),
-    };
-    let session = state
-        .sessions
-        .insert(new)
-        .map_err(|e| too_many(&e.to_string()).with_id(Some(&id)))?;
-    tracing::info!(session.id = %session.id, child.pid = control.pid(), "session child started");
-    Ok((Some(session), body))
+    tracing::info!(child.pid = control.pid(), "session child started");
+    Ok(Opened::Session(
+        NewSession {
+            key,
+            version,
+            caps,
+            router,
+            child: Some(control),
+            transport,
+            initialized: true,
+        },
+        body,
+    ))
 }
 
-/// The shared child spec plus the `--session-env` variables taken from this request's headers.
-/// Header values are never logged (they may be credentials).
-fn session_child_spec(
-    base: &ChildSpec,
-    map: &[(http::HeaderName, String)],
-    headers: &HeaderMap,
-) -> ChildSpec {
-    let mut spec = base.clone();
-    for (header, var) in map {
-        if let Some(value) = headers.get(header).and_then(|v| v.to_str().ok()) {
-            spec.env.push((var.clone(), value.to_string()));
-        }
-    }
-    spec
+/// The `--session-env` variables taken from `headers`. Values are never logged (they may be
+/// credentials).
+pub fn child_env(map: &[(http::HeaderName, String)], headers: &HeaderMap) -> Vec<(String, String)> {
+    map.iter()
+        .filter_map(|(header, var)| {
+            Some((var.clone(), headers.get(header)?.to_str().ok()?.to_string()))
+        })
+        .collect()
 }
 
 /// Frees the child's slot under `--max-children` when it exits.
@@ -191,7 +193,8 @@ fn count_down_on_exit(state: &AppState, control: child::ChildControl) {
     });
 }
 
-fn too_many(what: &str) -> HttpError {
+/// 503 for a full session or child table.
+pub fn too_many(what: &str) -> HttpError {
     HttpError::unavailable(
         jsonrpc::OVERLOADED,
         format!("Service Unavailable: {what}"),
@@ -203,6 +206,24 @@ fn too_many(what: &str) -> HttpError {
 pub fn set_session_header(headers: &mut HeaderMap, session: &Session) {
     let value = HeaderValue::from_str(&session.id).expect("session ids are visible ASCII");
     headers.insert(SESSION_HEADER, value);
+}
+
+/// Registers the session an `initialize` opened over Streamable HTTP. Errors: 503 at the limit
+/// (its per-session child, if any, is stopped).
+pub fn register(
+    state: &AppState,
+    new: NewSession,
+    id: Option<&jsonrpc::RequestId>,
+) -> Result<Arc<Session>, HttpError> {
+    let child = new.child.clone();
+    state.sessions.insert(new).map_err(|e| {
+        if let Some(child) = child {
+            state
+                .tracker
+                .spawn(async move { child.stop(CHILD_STOP_STEP).await });
+        }
+        too_many(&e.to_string()).with_id(id)
+    })
 }
 
 /// Waits (up to the init timeout) while the shared child is starting; returns the initialize

@@ -5,8 +5,8 @@
 //! and dispatch by method. Every failure leaves through [`HttpError`].
 
 mod delete;
-mod get;
-mod initialize;
+pub(crate) mod get;
+pub(crate) mod initialize;
 mod post;
 mod stream;
 
@@ -14,7 +14,7 @@ use crate::app::AppState;
 use crate::error::HttpError;
 use crate::jsonrpc;
 use crate::protocol;
-use crate::session::Session;
+use crate::session::{Session, Transport};
 use crate::transport::Body;
 use http::{HeaderMap, Method, Request, Response};
 use hyper::body::Incoming;
@@ -29,9 +29,6 @@ const ALLOW: &str = "GET, POST, DELETE";
 
 /// Serves one request to the MCP path. Never fails: errors become responses.
 pub async fn handle(req: Request<Incoming>, state: Arc<AppState>) -> Response<Body> {
-    if let Err(e) = state.guard.check(req.headers()) {
-        return e.into_response();
-    }
     let result = match *req.method() {
         Method::POST => post::handle(req, &state).await,
         // Stateless: no sessions, so no session stream and nothing to delete.
@@ -70,8 +67,9 @@ fn require_session(headers: &HeaderMap, state: &AppState) -> Result<Arc<Session>
         return Err(HttpError::missing_session());
     };
     let id = value.to_str().map_err(|_| HttpError::unknown_session())?;
-    state
+    let session = state
         .sessions
         .get(id)
-        .ok_or_else(HttpError::unknown_session)
+        .filter(|s| s.transport == Transport::StreamableHttp);
+    session.ok_or_else(HttpError::unknown_session)
 }

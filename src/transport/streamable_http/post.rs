@@ -7,7 +7,7 @@
 //! the spec is: 415 for a non-JSON `Content-Type`, 413 over the body limit, 400 with -32700 or
 //! -32600 for malformed bodies, 400/404 for missing/unknown sessions.
 
-use super::initialize::{self, set_session_header};
+use super::initialize::{self, set_session_header, Opened};
 use super::stream::{sse_for_call, Call};
 use super::{check_version_header, require_session, SESSION_HEADER};
 use crate::app::AppState;
@@ -16,11 +16,10 @@ use crate::error::HttpError;
 use crate::jsonrpc::{self, Kind, Message};
 use crate::protocol;
 use crate::router::RouterHandle;
-use crate::session::{ClientCaps, SessionKey};
-use crate::transport::{empty, full, Body};
+use crate::session::{ClientCaps, SessionKey, Transport};
+use crate::transport::{check_content_type, empty, full, read_body, Body};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
@@ -68,17 +67,7 @@ pub async fn handle(req: Request<Incoming>, state: &AppState) -> Result<Response
     }
     let msg = Message::parse(&body).map_err(|e| HttpError::bad_request(e.code(), e.to_string()))?;
     if msg.kind() == Ok(Kind::Request) && msg.method() == "initialize" {
-        let (session, body) = initialize::open(msg, &headers, state).await?;
-        let mut resp = json_response(body);
-        if let Some(session) = session {
-            state
-                .metrics
-                .sessions_active
-                .set(state.sessions.len() as i64);
-            tracing::debug!(session.id = %session.id, protocol.version = session.version, "session initialized");
-            set_session_header(resp.headers_mut(), &session);
-        }
-        return Ok(resp);
+        return initialize_http(msg, &headers, state).await;
     }
     let origin = match (session, &state.router) {
         (Some(session), _) => origin_of(&*session?),
@@ -96,6 +85,38 @@ pub async fn handle(req: Request<Incoming>, state: &AppState) -> Result<Response
         Outcome::Stream(resp) => resp,
         Outcome::Accepted => accepted(),
     })
+}
+
+/// `initialize` over Streamable HTTP: a new session with a new key (none when stateless).
+async fn initialize_http(
+    msg: Message,
+    headers: &HeaderMap,
+    state: &AppState,
+) -> Result<Response<Body>, HttpError> {
+    if state.sessions.is_full() {
+        let text = format!(
+            "the bridge already holds its maximum of {} sessions",
+            state.config.max_sessions
+        );
+        return Err(initialize::too_many(&text).with_id(msg.request_id()));
+    }
+    let id = msg.request_id().cloned();
+    let env = initialize::child_env(&state.config.session_env, headers);
+    let key = state.sessions.next_key();
+    match initialize::open(msg, key, Transport::StreamableHttp, env, state).await? {
+        Opened::NoSession(body) => Ok(json_response(body)),
+        Opened::Session(new, body) => {
+            let session = initialize::register(state, new, id.as_ref())?;
+            state
+                .metrics
+                .sessions_active
+                .set(state.sessions.len() as i64);
+            tracing::debug!(session.id = %session.id, protocol.version = session.version, "session initialized");
+            let mut resp = json_response(body);
+            set_session_header(resp.headers_mut(), &session);
+            Ok(resp)
+        }
+    }
 }
 
 fn origin_of(session: &crate::session::Session) -> Origin {
@@ -123,55 +144,6 @@ fn accepts_event_stream(headers: &HeaderMap) -> bool {
                     .eq_ignore_ascii_case("text/event-stream")
             })
         })
-}
-
-/// 415 unless the `Content-Type` is JSON (`application/json` or `*/*+json`); absent is tolerated.
-fn check_content_type(headers: &HeaderMap) -> Result<(), HttpError> {
-    let Some(value) = headers.get(header::CONTENT_TYPE) else {
-        return Ok(());
-    };
-    let media = value
-        .to_str()
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if media == "application/json" || media.ends_with("+json") {
-        return Ok(());
-    }
-    Err(HttpError::new(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        jsonrpc::INVALID_REQUEST,
-        format!("Unsupported Media Type: Content-Type must be application/json, got {media:?}"),
-    ))
-}
-
-/// Reads the whole body, at most `max` bytes: 413 above it (checked on `Content-Length` first).
-async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, HttpError> {
-    let too_large = || {
-        HttpError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            jsonrpc::INVALID_REQUEST,
-            format!("Payload Too Large: the body limit is {max} bytes (--max-body-bytes)"),
-        )
-    };
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return Err(too_large());
-    }
-    match Limited::new(req.into_body(), max).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(HttpError::bad_request(
-            jsonrpc::PARSE_ERROR,
-            format!("Bad Request: reading the body failed: {e}"),
-        )),
-    }
 }
 
 /// Handles one message of an established (or stateless) origin.
