@@ -14,3 +14,4 @@ mod modes;
 mod routing;
 mod shutdown;
 mod streams;
+mod transports;
