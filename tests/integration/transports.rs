@@ -382,3 +382,151 @@ async fn transports_can_be_switched_off() {
         .unwrap();
     assert_eq!(health["transports"], json!(["sse", "websocket"]));
 }
+
+/// Sends ids 1..=5 and "1".."5" concurrently over one connection and checks every answer.
+async fn ws_burst(bridge: &Bridge, n: usize) -> usize {
+    let (mut ws, _) = ws_connect(bridge, true).await;
+    ws_request(&mut ws, &initialize_body(json!(0), "2025-11-25")).await;
+    let ids: Vec<Value> = (1..=5)
+        .flat_map(|i| [json!(i), json!(i.to_string())])
+        .collect();
+    for id in &ids {
+        let msg = format!("ws {n} id {id}");
+        ws.send(Frame::text(
+            tool_call(id.clone(), "echo", json!({"message": msg})).to_string(),
+        ))
+        .await
+        .unwrap();
+    }
+    let mut wrong = 0;
+    for _ in &ids {
+        let m = ws_next(&mut ws).await;
+        if tool_text(&m) != format!("ws {n} id {}", m["id"]) {
+            wrong += 1;
+        }
+    }
+    wrong
+}
+
+async fn sse_burst(bridge: &Bridge, n: usize) -> usize {
+    let mut s = SseSession::open(&base(bridge), "/sse", &[]).await;
+    s.request(&initialize_body(json!(0), "2024-11-05")).await;
+    let ids: Vec<Value> = (1..=5)
+        .flat_map(|i| [json!(i), json!(i.to_string())])
+        .collect();
+    for id in &ids {
+        let msg = format!("sse {n} id {id}");
+        assert_eq!(
+            s.post(&tool_call(id.clone(), "echo", json!({"message": msg})))
+                .await,
+            202
+        );
+    }
+    let mut wrong = 0;
+    for _ in &ids {
+        let m = s.next_message().await;
+        if tool_text(&m) != format!("sse {n} id {}", m["id"]) {
+            wrong += 1;
+        }
+    }
+    wrong
+}
+
+async fn http_burst(bridge: &Bridge, n: usize) -> usize {
+    let (s, _) = Session::open(bridge, "2025-11-25").await;
+    let ids: Vec<Value> = (1..=5)
+        .flat_map(|i| [json!(i), json!(i.to_string())])
+        .collect();
+    let calls = ids.iter().map(|id| {
+        let (s, id) = (s.clone(), id.clone());
+        async move {
+            let expected = format!("http {n} id {id}");
+            let r = s
+                .request(&tool_call(id.clone(), "echo", json!({"message": expected})))
+                .await;
+            usize::from(r["id"] != id || tool_text(&r) != expected)
+        }
+    });
+    futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thirty_sessions_over_three_transports_with_colliding_ids_are_never_misrouted() {
+    let bridge = Bridge::echo(&[], &[]).await;
+    let mut tasks = Vec::new();
+    for n in 0..10 {
+        tasks.push(futures_util::future::FutureExt::boxed(ws_burst(&bridge, n)));
+        tasks.push(futures_util::future::FutureExt::boxed(sse_burst(
+            &bridge, n,
+        )));
+        tasks.push(futures_util::future::FutureExt::boxed(http_burst(
+            &bridge, n,
+        )));
+    }
+    let misrouted: usize = futures_util::future::join_all(tasks)
+        .await
+        .into_iter()
+        .sum();
+    assert_eq!(
+        misrouted, 0,
+        "every response reached its own session with its own id"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_sse_reader_is_cut_off_and_does_not_delay_other_sessions() {
+    let bridge = Bridge::echo(&["--session-outbox", "8"], &[]).await;
+    // A legacy SSE session that never reads its stream after the endpoint event.
+    let mut slow = SseSession::open(&base(&bridge), "/sse", &[]).await;
+    slow.request(&initialize_body(json!(0), "2024-11-05")).await;
+    let (noisy, _) = Session::open(&bridge, "2025-11-25").await;
+    let big = "x".repeat(64 * 1024);
+    let started = std::time::Instant::now();
+    let flood = tokio::spawn(async move {
+        for i in 0..300 {
+            noisy
+                .request(&tool_call(json!(i), "notify", json!({"message": big})))
+                .await;
+        }
+    });
+    let mut others = Vec::new();
+    for n in 0..10 {
+        let (s, _) = Session::open(&bridge, "2025-11-25").await;
+        others.push(tokio::spawn(async move {
+            let mut worst = Duration::ZERO;
+            for i in 0..30 {
+                let t = std::time::Instant::now();
+                let r = s
+                    .request(&tool_call(
+                        json!(i),
+                        "echo",
+                        json!({"message": format!("{n}-{i}")}),
+                    ))
+                    .await;
+                assert_eq!(tool_text(&r), format!("{n}-{i}"));
+                worst = worst.max(t.elapsed());
+            }
+            worst
+        }));
+    }
+    for t in others {
+        let worst = t.await.unwrap();
+        assert!(
+            worst < Duration::from_secs(2),
+            "a response took {worst:?} while one reader stalled"
+        );
+    }
+    flood.await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let text = metrics_text(&bridge).await;
+    let cut: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("mcp_bridge_slow_consumers_disconnected_total "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(cut >= 1, "the stalled SSE session was cut off: {text}");
+    drop(slow);
+}
