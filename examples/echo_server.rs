@@ -20,7 +20,8 @@
 //!
 //! Tools: `echo {message: string}` (returns the message unchanged),
 //! `add {a: number, b: number}`, `sleep {ms: integer}` (answered from its own
-//! thread, so it never blocks other requests), `env {name: string}` (the
+//! thread, so it never blocks other requests; with a progress token it first sends
+//! `notifications/progress` 0 of 1), `env {name: string}` (the
 //! variable's value or an empty string), `pid {}` and `notify {message}` (sends
 //! a `notifications/message` carrying the message first) and `cancellations {}`
 //! (how many `notifications/cancelled` named a running `sleep`; a cancelled
@@ -438,12 +439,20 @@ fn tool(name: &str, description: &str, properties: &Value) -> Value {
 
 /// Answers `tools/call`; `sleep` is answered later from its own thread.
 fn call_tool(id: Value, params: Option<Value>, out: &Output) {
+    let token = params
+        .as_ref()
+        .and_then(|p| p.get("_meta"))
+        .and_then(|m| m.get("progressToken"))
+        .cloned();
     let (name, args) = match tool_name_and_args(params) {
         Ok(call) => call,
         Err(err) => return out.respond(&response(id, Err(err)), true),
     };
     if name == "sleep" {
         if let Some(ms) = args.get("ms").and_then(Value::as_u64) {
+            if let Some(token) = token {
+                send_progress(token, out);
+            }
             return spawn_sleep(id, ms, out.clone());
         }
     }
@@ -566,6 +575,19 @@ fn spawn_sleep(id: Value, ms: u64, out: Output) {
             out.flush();
         }
     });
+}
+
+/// Writes and flushes `notifications/progress` (progress 0 of 1) for a sleep that starts.
+fn send_progress(token: Value, out: &Output) {
+    let note = json!({
+        "jsonrpc": "2.0",
+        "method": "notifications/progress",
+        "params": {"progressToken": token, "progress": 0, "total": 1, "message": "sleeping"},
+    });
+    let mut writer = out.lock();
+    serde_json::to_writer(&mut writer.stdout, &note).unwrap_or_else(|e| stdout_failed(e));
+    writer.write(b"\n");
+    writer.flush();
 }
 
 /// Records a `notifications/cancelled` that names a running sleep (which then gets no response).

@@ -35,9 +35,17 @@ async fn typescript_sdk_sse_and_websocket_transports_against_server_everything()
     let sse_url = format!("http://{}/sse", bridge.addr);
     let ws_url = format!("ws://{}/ws", bridge.addr);
     for (transport, url) in [("sse", &sse_url), ("ws", &ws_url)] {
-        let s = run_client(PathBuf::from("node"), "ts_transports.mjs", &[transport, url]).await;
+        let s = run_client(
+            PathBuf::from("node"),
+            "ts_transports.mjs",
+            &[transport, url],
+        )
+        .await;
         assert_eq!(s["ok"], true, "{s}");
-        assert_eq!(s["progress"], 3, "{transport}: progress before the result: {s}");
+        assert_eq!(
+            s["progress"], 3,
+            "{transport}: progress before the result: {s}"
+        );
     }
 }
 
@@ -56,7 +64,10 @@ async fn mcp_inspector_cli_over_sse_and_streamable_http() {
     let bridge = Bridge::start(&[], &everything_child());
     bridge.wait_ready().await;
     let script = repo_root().join("tests/conformance/inspector.sh");
-    for (transport, url) in [("sse", format!("http://{}/sse", bridge.addr)), ("http", bridge.url())] {
+    for (transport, url) in [
+        ("sse", format!("http://{}/sse", bridge.addr)),
+        ("http", bridge.url()),
+    ] {
         let out = tokio::process::Command::new("bash")
             .arg(&script)
             .args([transport, &url])
@@ -65,8 +76,13 @@ async fn mcp_inspector_cli_over_sse_and_streamable_http() {
             .await
             .expect("inspector.sh runs");
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "inspector over {transport}: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
-        let s: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap();
+        assert!(
+            out.status.success(),
+            "inspector over {transport}: {}\n{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let s: serde_json::Value =
+            serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap();
         assert_eq!(s["ok"], true, "{s}");
         assert!(s["echo"].as_str().unwrap_or("").contains("hi"), "{s}");
     }
