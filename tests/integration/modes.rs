@@ -230,3 +230,33 @@ async fn stateless_mode_serves_requests_without_sessions() {
     assert_eq!(get.status(), 405);
     assert_eq!(get.headers()["allow"], "POST");
 }
+
+#[tokio::test]
+async fn per_session_mode_gives_sse_and_websocket_connections_their_own_children() {
+    use crate::transports::{ws_connect, ws_request, SseSession};
+    let bridge = Bridge::echo(&["--isolation", "session"], &[]).await;
+    let mut sse = SseSession::open(&format!("http://{}", bridge.addr), "/sse", &[]).await;
+    let (_, init) = sse.request(&initialize_body(json!(1), "2024-11-05")).await;
+    assert_eq!(
+        init["result"]["protocolVersion"], "2024-11-05",
+        "passed through to the child"
+    );
+    let (_, r) = sse.request(&tool_call(json!(2), "pid", json!({}))).await;
+    let sse_pid: u32 = tool_text(&r).parse().unwrap();
+    let (mut ws, _) = ws_connect(&bridge, true).await;
+    ws_request(&mut ws, &initialize_body(json!(1), "2025-11-25")).await;
+    let ws_pid: u32 = tool_text(&ws_request(&mut ws, &tool_call(json!(2), "pid", json!({}))).await)
+        .parse()
+        .unwrap();
+    assert_ne!(sse_pid, ws_pid);
+    drop(sse);
+    assert!(
+        wait_gone(sse_pid).await,
+        "closing the SSE stream stops its child"
+    );
+    drop(ws);
+    assert!(
+        wait_gone(ws_pid).await,
+        "closing the WebSocket stops its child"
+    );
+}
