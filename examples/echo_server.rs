@@ -25,7 +25,10 @@
 //! variable's value or an empty string), `pid {}` and `notify {message}` (sends
 //! a `notifications/message` carrying the message first) and `cancellations {}`
 //! (how many `notifications/cancelled` named a running `sleep`; a cancelled
-//! sleep ends without a response). An unknown tool gets
+//! sleep ends without a response), `touch {uri}` (sends
+//! `notifications/resources/updated` when `uri` was subscribed with
+//! `resources/subscribe`) and `flood {count, size}` (writes `count` log
+//! notifications of `size` bytes). An unknown tool gets
 //! JSON-RPC error `-32602`; bad arguments get a result with `isError: true`.
 //!
 //! Flags, to provoke a bridge's error handling:
@@ -144,6 +147,8 @@ struct Sleeps {
     cancelled: HashSet<String>,
     /// How many `notifications/cancelled` named a running sleep.
     cancelled_count: u64,
+    /// Resource URIs the client subscribed to.
+    subscribed: HashSet<String>,
 }
 
 impl Output {
@@ -352,9 +357,26 @@ fn dispatch(id: Value, method: &str, params: Option<Value>, out: &Output) {
         "ping" | "logging/setLevel" => Ok(json!({})),
         "tools/list" => Ok(tools_list()),
         "tools/call" => return call_tool(id, params, out),
+        "resources/subscribe" | "resources/unsubscribe" => {
+            subscription(method, params.as_ref(), out)
+        }
         _ => Err((-32601, format!("Method not found: {method}"))),
     };
     out.respond(&response(id, result), false);
+}
+
+/// Records `resources/subscribe` / `resources/unsubscribe` of `params.uri`.
+fn subscription(method: &str, params: Option<&Value>, out: &Output) -> Result<Value, RpcError> {
+    let Some(uri) = params.and_then(|p| p.get("uri")).and_then(Value::as_str) else {
+        return Err((-32602, "Invalid params: uri is required".to_owned()));
+    };
+    let mut sleeps = out.lock_sleeps();
+    if method == "resources/subscribe" {
+        sleeps.subscribed.insert(uri.to_owned());
+    } else {
+        sleeps.subscribed.remove(uri);
+    }
+    Ok(json!({}))
 }
 
 /// Builds a JSON-RPC response carrying either a result or an error.
@@ -387,7 +409,11 @@ fn initialize_result(params: Option<&Value>) -> Value {
         .unwrap_or(SUPPORTED_VERSIONS[0]);
     json!({
         "protocolVersion": version,
-        "capabilities": {"tools": {"listChanged": true}, "logging": {}},
+        "capabilities": {
+            "tools": {"listChanged": true},
+            "logging": {},
+            "resources": {"subscribe": true},
+        },
         "serverInfo": {"name": "echo-server", "version": env!("CARGO_PKG_VERSION")},
     })
 }
@@ -412,6 +438,16 @@ fn tools_list() -> Value {
             &json!({"name": {"type": "string"}}),
         ),
         tool("pid", "Returns the server's process id.", &json!({})),
+        tool(
+            "touch",
+            "Sends notifications/resources/updated for uri if it is subscribed.",
+            &json!({"uri": {"type": "string"}}),
+        ),
+        tool(
+            "flood",
+            "Writes count notifications/message of size bytes, then answers.",
+            &json!({"count": {"type": "integer"}, "size": {"type": "integer"}}),
+        ),
         tool(
             "cancellations",
             "Returns how many notifications/cancelled named a sleep still running.",
@@ -458,6 +494,12 @@ fn call_tool(id: Value, params: Option<Value>, out: &Output) {
     }
     if name == "notify" {
         send_log_notification(&args, out);
+    }
+    if name == "touch" {
+        return touch(id, &args, out);
+    }
+    if name == "flood" {
+        return flood(id, &args, out);
     }
     if name == "cancellations" {
         let count = out.lock_sleeps().cancelled_count;
@@ -575,6 +617,46 @@ fn spawn_sleep(id: Value, ms: u64, out: Output) {
             out.flush();
         }
     });
+}
+
+/// The `touch` tool: sends `notifications/resources/updated` for `uri` when it is subscribed.
+fn touch(id: Value, args: &Value, out: &Output) {
+    let uri = args
+        .get("uri")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let subscribed = out.lock_sleeps().subscribed.contains(&uri);
+    if subscribed {
+        let note = json!({"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": {"uri": uri}});
+        let mut writer = out.lock();
+        serde_json::to_writer(&mut writer.stdout, &note).unwrap_or_else(|e| stdout_failed(e));
+        writer.write(b"\n");
+    }
+    let text = if subscribed {
+        "updated"
+    } else {
+        "not subscribed"
+    };
+    out.respond(&response(id, Ok(tool_result(Ok(text.to_owned())))), true);
+}
+
+/// The `flood` tool: writes `count` `notifications/message` of `size` bytes, then answers.
+fn flood(id: Value, args: &Value, out: &Output) {
+    let count = args.get("count").and_then(Value::as_u64).unwrap_or(0);
+    let size = args.get("size").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let data = "f".repeat(size);
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": data}});
+    let line = serde_json::to_vec(&note).unwrap_or_default();
+    for _ in 0..count {
+        let mut writer = out.lock();
+        writer.write(&line);
+        writer.write(b"\n");
+    }
+    out.respond(
+        &response(id, Ok(tool_result(Ok(format!("flooded {count}"))))),
+        true,
+    );
 }
 
 /// Writes and flushes `notifications/progress` (progress 0 of 1) for a sleep that starts.

@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::router::{self, InitCache, RouterHandle, RouterOptions};
 use crate::session::{Session, Sessions};
+use crate::supervisor::Supervisor;
 use crate::transport::{sse_legacy, streamable_http, websocket, Body};
 use crate::{health, shutdown};
 use anyhow::Context;
@@ -37,8 +38,10 @@ pub enum UpstreamState {
     Ready(Arc<InitCache>),
     /// The child answered `initialize` with an error or garbage (the text says which).
     Failed(String),
-    /// The child exited (the text says how).
+    /// The child exited (the text says how) and will not be restarted.
     Exited(String),
+    /// The child exited and is being restarted (the text says how it ended).
+    Restarting(String),
     /// Per-session mode: children start on demand, so the bridge is ready while it serves.
     PerSession,
 }
@@ -51,6 +54,7 @@ impl UpstreamState {
             UpstreamState::Ready(_) | UpstreamState::PerSession => "ready".into(),
             UpstreamState::Failed(why) => format!("child failed to initialize: {why}"),
             UpstreamState::Exited(how) => format!("child process {how}"),
+            UpstreamState::Restarting(how) => format!("child restarting: {how}"),
         }
     }
 }
@@ -64,8 +68,8 @@ pub struct AppState {
     pub sessions: Arc<Sessions>,
     /// The shared child's router (`None` in per-session mode).
     pub router: Option<RouterHandle>,
-    /// The shared child (`None` in per-session mode).
-    pub shared_child: Option<ChildControl>,
+    /// The shared child currently running (`None` in per-session mode); replaced on restart.
+    pub shared_child: Arc<std::sync::Mutex<Option<ChildControl>>>,
     /// Router settings; per-session routers get their own `scope`.
     pub router_options: RouterOptions,
     /// The child's state.
@@ -95,9 +99,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     serve(config, listener, shutdown::signal()).await
 }
 
-/// Serves on `listener` until `stop` completes, then shuts down in order: stop accepting, close
-/// streams, let in-flight requests finish (up to `shutdown_grace`), stop the child.
-/// Errors: the child cannot be spawned.
+/// Serves on `listener` until `stop` completes (or the child supervisor gives up), then shuts
+/// down in order: stop accepting, close streams, let in-flight requests finish (up to
+/// `shutdown_grace`), stop the child. Errors: the child cannot be spawned, or supervision gave
+/// up (the error says why; `main` exits 1).
 pub async fn serve(
     config: Config,
     listener: TcpListener,
@@ -114,10 +119,15 @@ pub async fn serve(
         client_request_timeout: config.client_request_timeout,
     };
     let (state_tx, upstream) = watch::channel(UpstreamState::Starting);
-    let (router, shared_child) = if config.isolation == Isolation::Shared {
+    let shutdown_token = CancellationToken::new();
+    let fatal = CancellationToken::new();
+    let fatal_reason = Arc::new(std::sync::Mutex::new(None));
+    let shared_child = Arc::new(std::sync::Mutex::new(None));
+    let router = if config.isolation == Isolation::Shared {
         let spawned = child::spawn(&config.child, &tracker)
             .with_context(|| format!("cannot start the child {:?}", config.child.program))?;
         let control = spawned.control.clone();
+        *shared_child.lock().expect("child lock") = Some(control.clone());
         let router = router::start(
             spawned,
             sessions.clone(),
@@ -125,19 +135,25 @@ pub async fn serve(
             router_options.clone(),
             &tracker,
         );
-        let caps = child_capabilities(&config);
-        tracker.spawn(supervise(
-            router.clone(),
-            control.clone(),
-            state_tx,
-            config.init_timeout,
-            caps,
-            metrics.clone(),
-        ));
-        (Some(router), Some(control))
+        let supervisor = Supervisor {
+            spec: config.child.clone(),
+            settings: config.restart,
+            router: router.clone(),
+            current: shared_child.clone(),
+            state: state_tx,
+            capabilities: child_capabilities(&config),
+            init_timeout: config.init_timeout,
+            shutdown: shutdown_token.clone(),
+            fatal: fatal.clone(),
+            fatal_reason: fatal_reason.clone(),
+            metrics: metrics.clone(),
+            tracker: tracker.clone(),
+        };
+        tracker.spawn(supervisor.run(control));
+        Some(router)
     } else {
         state_tx.send_replace(UpstreamState::PerSession);
-        (None, None)
+        None
     };
     let addr = listener.local_addr().context("reading the bound address")?;
     tracing::info!(listen = %addr, path = %config.mcp_path, isolation = ?config.isolation, stateless = config.stateless, "mcp-bridge listening");
@@ -150,7 +166,7 @@ pub async fn serve(
         upstream,
         tracker: tracker.clone(),
         children: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
-        shutdown: CancellationToken::new(),
+        shutdown: shutdown_token,
         metrics,
         registry,
         started: Instant::now(),
@@ -158,12 +174,22 @@ pub async fn serve(
     });
     tracker.spawn(reap_idle_sessions(state.clone()));
     let graceful = GracefulShutdown::new();
+    let stop = async {
+        tokio::select! {
+            _ = stop => {}
+            _ = fatal.cancelled() => {}
+        }
+    };
     accept_loop(&listener, &state, &graceful, &tracker, stop).await;
     drop(listener);
     shutdown::drain(&state, graceful).await;
     tracker.close();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), tracker.wait()).await;
-    Ok(())
+    let why = fatal_reason.lock().expect("fatal lock").take();
+    match why {
+        Some(why) => Err(anyhow::anyhow!(why)),
+        None => Ok(()),
+    }
 }
 
 /// The client capabilities the bridge offers the shared child: only those it can honour
@@ -220,36 +246,6 @@ async fn reap_idle_sessions(state: Arc<AppState>) {
             state.end_session(&session, "idle").await;
         }
     }
-}
-
-/// Publishes the child's state: initialize it, then watch for its exit.
-async fn supervise(
-    router: RouterHandle,
-    control: ChildControl,
-    state: watch::Sender<UpstreamState>,
-    timeout: std::time::Duration,
-    capabilities: serde_json::Value,
-    metrics: Arc<Metrics>,
-) {
-    tokio::select! {
-        result = router::initialize_child(&router, timeout, capabilities) => match result {
-            Ok(cache) => {
-                tracing::info!(child.pid = control.pid(), server = cache.server_name(), "child initialized, ready");
-                metrics.child_up.set(1);
-                state.send_replace(UpstreamState::Ready(Arc::new(cache)));
-            }
-            Err(e) => {
-                tracing::error!(child.pid = control.pid(), error = %e, "child initialize failed");
-                state.send_replace(UpstreamState::Failed(e.to_string()));
-            }
-        },
-        info = control.exited() => {
-            state.send_replace(UpstreamState::Exited(info.to_string()));
-        }
-    }
-    let info = control.exited().await;
-    metrics.child_up.set(0);
-    state.send_replace(UpstreamState::Exited(info.to_string()));
 }
 
 async fn accept_loop(

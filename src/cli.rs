@@ -38,6 +38,22 @@ pub const DEFAULT_MAX_CHILDREN: usize = 64;
 /// Default time after which a session with no request and no open stream is ended.
 pub const DEFAULT_SESSION_IDLE_TIMEOUT: &str = "30m";
 
+/// Default number of restarts allowed within the restart window.
+pub const DEFAULT_MAX_RESTARTS: usize = 5;
+/// Default restart window.
+pub const DEFAULT_RESTART_WINDOW: &str = "60s";
+
+/// When the shared child is restarted after it exits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RestartPolicy {
+    /// After any exit.
+    Always,
+    /// After an exit with a non-zero status or a signal.
+    OnFailure,
+    /// Never: the bridge stays up, not ready.
+    Never,
+}
+
 /// How POST requests are answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ResponseMode {
@@ -183,6 +199,15 @@ pub struct Cli {
     /// Serve without sessions: no Mcp-Session-Id, every request served by the shared child.
     #[arg(long, env = "MCP_BRIDGE_STATELESS")]
     pub stateless: bool,
+    /// When to restart the shared child after it exits: always, on-failure, never.
+    #[arg(long, env = "MCP_BRIDGE_RESTART", value_enum, default_value_t = RestartPolicy::Always)]
+    pub restart: RestartPolicy,
+    /// Restarts allowed within --restart-window; one more and the bridge gives up and exits 1.
+    #[arg(long, env = "MCP_BRIDGE_MAX_RESTARTS", default_value_t = DEFAULT_MAX_RESTARTS)]
+    pub max_restarts: usize,
+    /// Sliding window for --max-restarts.
+    #[arg(long, env = "MCP_BRIDGE_RESTART_WINDOW", default_value = DEFAULT_RESTART_WINDOW, value_parser = humantime::parse_duration)]
+    pub restart_window: Duration,
     /// Transports to serve (comma-separated): streamable-http, sse, ws.
     #[arg(
         long,

@@ -73,6 +73,8 @@ pub struct Config {
     pub base_path: String,
     /// Use `X-Forwarded-Prefix` as the path prefix.
     pub trust_forwarded_prefix: bool,
+    /// Restart policy of the shared child.
+    pub restart: crate::supervisor::RestartSettings,
 }
 
 /// A configuration error, printed as one line; `main` exits 64.
@@ -198,6 +200,11 @@ impl Config {
             ws_path: cli.ws_path,
             base_path: cli.base_path.trim_end_matches('/').to_string(),
             trust_forwarded_prefix: cli.trust_forwarded_prefix,
+            restart: crate::supervisor::RestartSettings {
+                policy: cli.restart,
+                max_restarts: cli.max_restarts,
+                window: cli.restart_window,
+            },
         })
     }
 }

@@ -17,6 +17,7 @@ pub mod protocol;
 pub mod router;
 pub mod session;
 pub mod shutdown;
+pub mod supervisor;
 pub mod telemetry;
 pub mod transport;
 

@@ -33,6 +33,8 @@ pub struct Metrics {
     pub slow_consumers: Counter,
     /// Requests forwarded to the child that are waiting for a response.
     pub requests_in_flight: Gauge,
+    /// Times the shared child was restarted.
+    pub child_restarts: Counter,
 }
 
 impl Metrics {
@@ -69,6 +71,11 @@ impl Metrics {
             "requests_in_flight",
             "Requests forwarded to the child and waiting for its response",
             m.requests_in_flight.clone(),
+        );
+        r.register(
+            "child_restarts",
+            "Times the child was restarted after it exited",
+            m.child_restarts.clone(),
         );
         (std::sync::Arc::new(m), r)
     }

@@ -40,10 +40,9 @@ pub async fn drain(state: &AppState, graceful: GracefulShutdown) {
         );
     }
     let sessions = state.sessions.all();
-    let children = state
-        .shared_child
-        .iter()
-        .cloned()
+    let shared = state.shared_child.lock().expect("child lock").clone();
+    let children = shared
+        .into_iter()
         .chain(sessions.iter().filter_map(|s| s.child.clone()));
     let stops = children.map(|child| async move {
         let info = child.stop(CHILD_STOP_STEP).await;

@@ -124,6 +124,11 @@ enum Command {
         session: SessionKey,
         id: RequestId,
     },
+    /// A restarted child replaces the one that exited.
+    Attach(SpawnedChild),
+    /// The restarted child was re-initialized: restore subscriptions and log level, and tell
+    /// sessions to refetch lists with these list-changed notifications.
+    Restore(Vec<&'static str>),
     SessionClosed {
         session: SessionKey,
     },
@@ -239,6 +244,17 @@ impl RouterHandle {
         let _ = self.tx.send(Command::ClientResponse { session, msg }).await;
     }
 
+    /// Hands the router a restarted child (shared mode).
+    pub async fn attach(&self, child: SpawnedChild) {
+        let _ = self.tx.send(Command::Attach(child)).await;
+    }
+
+    /// After a restarted child answered `initialize`: re-subscribe, re-set the log level and send
+    /// every session the given list-changed notifications.
+    pub async fn restore(&self, notifications: Vec<&'static str>) {
+        let _ = self.tx.send(Command::Restore(notifications)).await;
+    }
+
     /// Tells the router that `session` ended: its in-flight requests are cancelled at the child,
     /// its subscriptions, log level and pending server-to-client requests are released.
     pub async fn session_closed(&self, session: SessionKey) {
@@ -326,34 +342,48 @@ impl Router {
     async fn run(
         mut self,
         mut rx: mpsc::Receiver<Command>,
-        mut stdout: Stdout,
-        mut exit: watch::Receiver<Option<ExitInfo>>,
+        stdout: Stdout,
+        exit: watch::Receiver<Option<ExitInfo>>,
     ) {
-        let mut stdout_open = true;
+        let mut stdout = Some(stdout);
+        let mut exit = Some(exit);
         loop {
             tokio::select! {
                 cmd = rx.recv() => match cmd {
+                    Some(Command::Attach(child)) => {
+                        stdout = Some(child.stdout);
+                        exit = Some(child.control.exit());
+                        self.attach(child.stdin, child.pid);
+                    }
                     Some(cmd) => self.handle_command(cmd),
                     None => break,
                 },
-                frame = stdout.next(), if stdout_open => match frame {
+                frame = next_frame(&mut stdout), if stdout.is_some() => match frame {
                     Some(Ok(frame)) => self.handle_frame(frame),
-                    _ => stdout_open = false,
+                    _ => stdout = None,
                 },
                 Some(expired) = self.timeouts.next(), if !self.timeouts.is_empty() => {
                     self.handle_client_timeout(expired.into_inner());
                 }
-                _ = exit.changed(), if self.exited.is_none() => {
-                    let info = *exit.borrow_and_update();
-                    if let Some(info) = info {
-                        drain_stdout(&mut self, &mut stdout, stdout_open).await;
-                        stdout_open = false;
+                changed = changed(&mut exit), if exit.is_some() => {
+                    if let Some(info) = changed {
+                        drain_stdout(&mut self, &mut stdout).await;
+                        stdout = None;
+                        exit = None;
                         self.handle_exit(info);
                     }
                 }
             }
             self.metrics.requests_in_flight.set(self.map.len() as i64);
         }
+    }
+
+    /// Takes over a restarted child's stdin; everything else the router knows stays.
+    fn attach(&mut self, stdin: mpsc::Sender<Bytes>, pid: u32) {
+        self.stdin = stdin;
+        self.pid = pid;
+        self.exited = None;
+        self.child_level = None;
     }
 
     fn handle_command(&mut self, cmd: Command) {
@@ -377,6 +407,8 @@ impl Router {
                 }
             }
             Command::SessionClosed { session } => self.close_session(session),
+            Command::Restore(notifications) => self.restore(notifications),
+            Command::Attach(_) => unreachable!("handled by the run loop"),
         }
     }
 
@@ -398,10 +430,31 @@ impl Router {
     }
 }
 
-async fn drain_stdout(router: &mut Router, stdout: &mut Stdout, open: bool) {
-    if !open {
-        return;
+/// The next frame of the child's stdout. Only polled while `stdout` is `Some`.
+async fn next_frame(
+    stdout: &mut Option<Stdout>,
+) -> Option<std::io::Result<crate::jsonrpc::codec::Frame>> {
+    stdout.as_mut()?.next().await
+}
+
+/// Waits for the exit watch to change; `Some` once the child has exited. Only polled while
+/// `exit` is `Some`.
+async fn changed(exit: &mut Option<watch::Receiver<Option<ExitInfo>>>) -> Option<ExitInfo> {
+    let rx = exit.as_mut()?;
+    if rx.changed().await.is_err() {
+        // The waiter is gone without a status: treat as an unknown exit.
+        return Some(ExitInfo {
+            code: None,
+            signal: None,
+        });
     }
+    *rx.borrow_and_update()
+}
+
+async fn drain_stdout(router: &mut Router, stdout: &mut Option<Stdout>) {
+    let Some(stdout) = stdout.as_mut() else {
+        return;
+    };
     // The child has exited; deliver what it wrote before exiting. Grandchildren may hold the
     // pipe open, so this is bounded in time.
     let deadline = tokio::time::sleep(Duration::from_millis(200));

@@ -185,6 +185,27 @@ impl Router {
             .min()
     }
 
+    /// A restarted, re-initialized child: subscribe it again to every URI sessions want, set its
+    /// log level again, and send every session `notifications` (list-changed methods) so that
+    /// clients refetch what may have changed.
+    pub(super) fn restore(&mut self, notifications: Vec<&'static str>) {
+        for uri in self.subscriptions.uris() {
+            self.send_bridge_request("resources/subscribe", json!({ "uri": uri }));
+        }
+        self.update_child_level(None);
+        for method in notifications {
+            let note = json!({ "jsonrpc": "2.0", "method": method });
+            let event = crate::transport::sse::message_event(
+                &serde_json::to_vec(&note).expect("serializes"),
+            );
+            let scope = self.options.scope;
+            let slow = self
+                .sessions
+                .broadcast(&event, |s| scope.is_none_or(|k| k == s.key));
+            self.metrics.slow_consumers.inc_by(slow as u64);
+        }
+    }
+
     /// After a session ended: tell the child the most verbose level still wanted, if it changed.
     pub(super) fn update_child_level(&mut self, ended: Option<SessionKey>) {
         let Some(wanted) = self.most_verbose_level(ended) else {

@@ -47,6 +47,13 @@ impl Subscriptions {
             .unwrap_or_default()
     }
 
+    /// Every URI with at least one subscriber, sorted (to re-subscribe a restarted child).
+    pub fn uris(&self) -> Vec<String> {
+        let mut uris: Vec<String> = self.by_uri.keys().cloned().collect();
+        uris.sort();
+        uris
+    }
+
     /// Drops every subscription of `session`; returns the URIs left without subscribers.
     pub fn remove_session(&mut self, session: SessionKey) -> Vec<String> {
         let uris: Vec<String> = self
@@ -102,6 +109,7 @@ mod tests {
         assert!(!subs.subscribe("r", B));
         assert!(!subs.subscribe("r", A), "re-subscribing is not a new first");
         assert_eq!(subs.subscribers("r"), vec![A, B]);
+        assert_eq!(subs.uris(), vec!["r".to_string()]);
         assert!(!subs.unsubscribe("r", A));
         assert!(
             !subs.unsubscribe("r", A),

@@ -42,7 +42,10 @@ async fn garbage_and_over_long_lines_are_skipped_and_counted() {
 
 #[tokio::test]
 async fn child_that_exits_at_start_leaves_the_daemon_up_and_not_ready() {
-    let bridge = Bridge::start(&[], &echo_child(&["--exit-at-start", "7"]));
+    let bridge = Bridge::start(
+        &["--restart", "never"],
+        &echo_child(&["--exit-at-start", "7"]),
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let reason = loop {
         let resp = http().get(bridge.at("/readyz")).send().await.unwrap();
@@ -94,7 +97,7 @@ async fn child_that_exits_at_start_leaves_the_daemon_up_and_not_ready() {
 #[tokio::test]
 async fn child_exit_mid_session_fails_requests_with_the_exit_status() {
     // initialize + 2 answers, then the child exits with status 3.
-    let bridge = Bridge::echo(&[], &["--exit-after", "3"]).await;
+    let bridge = Bridge::echo(&["--restart", "never"], &["--exit-after", "3"]).await;
     let (s, _) = Session::open(&bridge, "2025-11-25").await;
     let r = s
         .request(&tool_call(json!(1), "echo", json!({"message": "one"})))

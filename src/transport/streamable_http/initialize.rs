@@ -239,7 +239,7 @@ async fn wait_until_ready(state: &AppState) -> Result<Arc<InitCache>, HttpError>
     let mut rx = state.upstream.clone();
     let waited = tokio::time::timeout(
         state.config.init_timeout,
-        rx.wait_for(|s| !matches!(s, UpstreamState::Starting)),
+        rx.wait_for(|s| !matches!(s, UpstreamState::Starting | UpstreamState::Restarting(_))),
     )
     .await;
     let upstream = match waited {

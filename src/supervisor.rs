@@ -1,0 +1,235 @@
+//! Supervision of the shared child (DESIGN.md section 4): initialize it, publish its state,
+//! and when it exits restart it per `--restart` with exponential backoff and jitter, re-initialize
+//! it with the cached parameters and restore what sessions had (subscriptions, log level), so
+//! that sessions survive. Gives up after `--max-restarts` restarts within `--restart-window`:
+//! readiness stays red and the bridge exits non-zero so an orchestrator can replace it.
+
+use crate::app::UpstreamState;
+use crate::child::{self, ChildControl, ChildSpec, ExitInfo};
+use crate::cli::RestartPolicy;
+use crate::metrics::Metrics;
+use crate::router::{self, InitCache, RouterHandle};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// First wait before a restart.
+pub const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest wait before a restart (the backoff cap).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A child that ran this long resets the backoff to [`INITIAL_BACKOFF`].
+pub const STABLE_UPTIME: Duration = Duration::from_secs(30);
+
+/// Restart settings from the command line.
+#[derive(Debug, Clone, Copy)]
+pub struct RestartSettings {
+    /// When to restart.
+    pub policy: RestartPolicy,
+    /// Restarts allowed within `window` before giving up.
+    pub max_restarts: usize,
+    /// The sliding window for `max_restarts`.
+    pub window: Duration,
+}
+
+/// Everything the supervisor task owns.
+pub struct Supervisor {
+    /// What to spawn on restart.
+    pub spec: ChildSpec,
+    /// Restart policy.
+    pub settings: RestartSettings,
+    /// The router the child is attached to.
+    pub router: RouterHandle,
+    /// The running child, for the shutdown sequence.
+    pub current: Arc<Mutex<Option<ChildControl>>>,
+    /// Published child state.
+    pub state: watch::Sender<UpstreamState>,
+    /// Client capabilities offered in the bridge's `initialize`.
+    pub capabilities: serde_json::Value,
+    /// Time for `initialize`.
+    pub init_timeout: Duration,
+    /// Shutdown began: stop restarting.
+    pub shutdown: CancellationToken,
+    /// Fired (with a reason in `fatal_reason`) when the supervisor gives up.
+    pub fatal: CancellationToken,
+    /// Why the supervisor gave up.
+    pub fatal_reason: Arc<Mutex<Option<String>>>,
+    /// Metric handles.
+    pub metrics: Arc<Metrics>,
+    /// Task owner, for the spawned child's helper tasks.
+    pub tracker: TaskTracker,
+}
+
+impl Supervisor {
+    /// Runs until shutdown, the policy says stop, or the restart budget is spent. `control` is
+    /// the child already attached to the router.
+    pub async fn run(self, mut control: ChildControl) {
+        let mut backoff = INITIAL_BACKOFF;
+        let mut restarts: VecDeque<Instant> = VecDeque::new();
+        let mut restarted = false;
+        loop {
+            let started = Instant::now();
+            let info = self.initialize_and_wait(&control, restarted).await;
+            self.metrics.child_up.set(0);
+            if self.shutdown.is_cancelled() {
+                return;
+            }
+            if !self.should_restart(info) {
+                self.state
+                    .send_replace(UpstreamState::Exited(info.to_string()));
+                return;
+            }
+            if started.elapsed() >= STABLE_UPTIME {
+                backoff = INITIAL_BACKOFF;
+            }
+            let now = Instant::now();
+            restarts.retain(|t| now.duration_since(*t) < self.settings.window);
+            if restarts.len() >= self.settings.max_restarts {
+                return self.give_up(info, restarts.len());
+            }
+            restarts.push_back(now);
+            let wait = jitter(backoff);
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            self.state.send_replace(UpstreamState::Restarting(format!(
+                "child process {info}; restarting in {} ms",
+                wait.as_millis()
+            )));
+            tracing::warn!(status = %info, wait_ms = wait.as_millis() as u64, "child exited, restarting");
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            match self.respawn().await {
+                Some(c) => control = c,
+                None => return,
+            }
+            restarted = true;
+        }
+    }
+
+    /// Initializes the attached child, publishes readiness, and waits for its exit.
+    async fn initialize_and_wait(&self, control: &ChildControl, restarted: bool) -> ExitInfo {
+        self.state.send_replace(UpstreamState::Starting);
+        tokio::select! {
+            result = router::initialize_child(&self.router, self.init_timeout, self.capabilities.clone()) => match result {
+                Ok(cache) => self.ready(control, cache, restarted).await,
+                Err(e) => {
+                    tracing::error!(child.pid = control.pid(), error = %e, "child initialize failed");
+                    self.state.send_replace(UpstreamState::Failed(e.to_string()));
+                }
+            },
+            _ = control.exited() => {}
+        }
+        control.exited().await
+    }
+
+    async fn ready(&self, control: &ChildControl, cache: InitCache, restarted: bool) {
+        tracing::info!(
+            child.pid = control.pid(),
+            server = cache.server_name(),
+            restarted,
+            "child initialized, ready"
+        );
+        if restarted {
+            self.router.restore(list_changed_for(&cache)).await;
+        }
+        self.metrics.child_up.set(1);
+        self.state
+            .send_replace(UpstreamState::Ready(Arc::new(cache)));
+    }
+
+    fn should_restart(&self, info: ExitInfo) -> bool {
+        match self.settings.policy {
+            RestartPolicy::Always => true,
+            RestartPolicy::OnFailure => info.code != Some(0),
+            RestartPolicy::Never => false,
+        }
+    }
+
+    fn give_up(&self, info: ExitInfo, count: usize) {
+        let why = format!(
+            "child process {info}; giving up after {count} restarts within {} s (--max-restarts, --restart-window)",
+            self.settings.window.as_secs()
+        );
+        tracing::error!(reason = %why, "child supervision gave up");
+        self.state.send_replace(UpstreamState::Failed(why.clone()));
+        *self.fatal_reason.lock().expect("fatal lock") = Some(why);
+        self.fatal.cancel();
+    }
+
+    /// Spawns a new child and attaches it to the router. `None` when spawning fails for good
+    /// (the supervisor then gives up).
+    async fn respawn(&self) -> Option<ChildControl> {
+        match child::spawn(&self.spec, &self.tracker) {
+            Ok(spawned) => {
+                let control = spawned.control.clone();
+                *self.current.lock().expect("child lock") = Some(control.clone());
+                self.metrics.child_restarts.inc();
+                self.router.attach(spawned).await;
+                Some(control)
+            }
+            Err(e) => {
+                let why = format!("cannot restart the child {:?}: {e}", self.spec.program);
+                tracing::error!(reason = %why, "child supervision gave up");
+                self.state.send_replace(UpstreamState::Failed(why.clone()));
+                *self.fatal_reason.lock().expect("fatal lock") = Some(why);
+                self.fatal.cancel();
+                None
+            }
+        }
+    }
+}
+
+/// The list-changed notifications that fit the child's declared capabilities.
+fn list_changed_for(cache: &InitCache) -> Vec<&'static str> {
+    let caps = &cache.result["capabilities"];
+    [
+        ("tools", "notifications/tools/list_changed"),
+        ("resources", "notifications/resources/list_changed"),
+        ("prompts", "notifications/prompts/list_changed"),
+    ]
+    .into_iter()
+    .filter(|(cap, _)| caps.get(cap).is_some())
+    .map(|(_, method)| method)
+    .collect()
+}
+
+/// `base` with up to ±20 % random jitter, so that many bridges do not restart in lockstep.
+fn jitter(base: Duration) -> Duration {
+    let mut byte = [0u8; 1];
+    let _ = getrandom::fill(&mut byte);
+    let factor = 0.8 + 0.4 * f64::from(byte[0]) / 255.0;
+    base.mul_f64(factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_twenty_percent() {
+        for _ in 0..100 {
+            let j = jitter(Duration::from_millis(1000));
+            assert!(
+                j >= Duration::from_millis(800) && j <= Duration::from_millis(1200),
+                "{j:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn list_changed_follows_capabilities() {
+        let cache = InitCache::new(
+            serde_json::json!({"capabilities": {"tools": {}, "prompts": {}}, "protocolVersion": "2025-11-25"}),
+        );
+        assert_eq!(
+            list_changed_for(&cache),
+            vec![
+                "notifications/tools/list_changed",
+                "notifications/prompts/list_changed"
+            ]
+        );
+    }
+}
