@@ -173,6 +173,9 @@ pub async fn serve(
         guard: crate::guard::Guard::new(addr),
     });
     tracker.spawn(reap_idle_sessions(state.clone()));
+    // PID 1 reaps orphans until the very end, through the shutdown sequence.
+    let exiting = CancellationToken::new();
+    tracker.spawn(child::reaper::run(exiting.clone()));
     let graceful = GracefulShutdown::new();
     let stop = async {
         tokio::select! {
@@ -183,6 +186,7 @@ pub async fn serve(
     accept_loop(&listener, &state, &graceful, &tracker, stop).await;
     drop(listener);
     shutdown::drain(&state, graceful).await;
+    exiting.cancel();
     tracker.close();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), tracker.wait()).await;
     let why = fatal_reason.lock().expect("fatal lock").take();

@@ -7,6 +7,7 @@
 //! bounded queue of whole lines; stderr is always drained, so the child never blocks on it; the
 //! exit status is published once on a watch channel.
 
+pub mod reaper;
 mod stderr;
 
 use crate::jsonrpc::codec::LineCodec;
@@ -99,6 +100,7 @@ pub fn spawn(spec: &ChildSpec, tracker: &TaskTracker) -> std::io::Result<Spawned
     cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
     let mut child = cmd.spawn()?;
     let pid = child.id().expect("a just-spawned child has a pid");
+    reaper::register(pid);
     let (stdin, stdout, err) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
     let (stdin, stdout, err) = (
         stdin.expect("piped"),
@@ -118,6 +120,7 @@ pub fn spawn(spec: &ChildSpec, tracker: &TaskTracker) -> std::io::Result<Spawned
                 signal: None,
             },
         };
+        reaper::unregister(pid);
         if info.code == Some(0) {
             tracing::info!(child.pid = pid, status = %info, "child exited");
         } else {

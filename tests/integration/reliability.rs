@@ -268,3 +268,138 @@ async fn sigterm_during_200_requests_answers_every_one_and_exits_0() {
     assert_eq!(status.code(), Some(0));
     assert!(!process_alive(pid));
 }
+
+/// The pids of `pid`'s children (from /proc, host PID namespace).
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// True when `pid` is a zombie.
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+#[tokio::test]
+async fn as_pid_1_the_bridge_reaps_orphans_keeps_its_childs_status_and_stops_everything() {
+    // The child leaves three orphaned `sleep`s behind (they are re-parented to PID 1, the
+    // bridge), then exits with status 3 after answering initialize and two calls.
+    let script = format!(
+        "for i in 1 2 3; do (sleep 0.3 &); done; exec {} --exit-after 3",
+        echo_server().display()
+    );
+    let mut unshare = std::process::Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            bridge_bin(),
+            "--port",
+            "0",
+            "--log-format",
+            "json",
+            "--log-level",
+            "debug",
+            "--restart",
+            "never",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("unshare runs (util-linux; needs root)");
+    let stderr = unshare.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = logs.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("mcp-bridge listening") {
+                let v: Value = serde_json::from_str(&line).unwrap();
+                let _ = tx.send(v["listen"].as_str().unwrap().to_string());
+            }
+            sink.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the bridge listens");
+    let bridge_pid = *children_of(unshare.id())
+        .first()
+        .expect("unshare forked the bridge");
+    let url = format!("http://{addr}/mcp");
+    let http = http();
+    let resp = post_json(&http, &url, None, &initialize_body(json!(1), "2025-11-25")).await;
+    let session = Session {
+        http: http.clone(),
+        url,
+        id: resp.headers()["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_string(),
+    };
+    session
+        .request(&tool_call(json!(1), "echo", json!({"message": "a"})))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let zombies: Vec<u32> = children_of(bridge_pid)
+        .into_iter()
+        .filter(|p| is_zombie(*p))
+        .collect();
+    assert!(
+        zombies.is_empty(),
+        "orphans were reaped, zombies left: {zombies:?}"
+    );
+    assert!(
+        logs.lock().unwrap().contains("reaped an orphaned process"),
+        "{}",
+        logs.lock().unwrap()
+    );
+    session
+        .request(&tool_call(json!(2), "echo", json!({"message": "b"})))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !logs.lock().unwrap().contains("exited with status 3") {
+        assert!(
+            Instant::now() < deadline,
+            "the child's own exit status is observed: {}",
+            logs.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    signal(bridge_pid, nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = unshare.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "SIGTERM stops the bridge");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}: {}", logs.lock().unwrap());
+    assert!(!process_alive(bridge_pid));
+}
