@@ -5,7 +5,7 @@ use crate::child::{self, ChildControl};
 use crate::cli::Isolation;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::router::{self, InitCache, RouterHandle, RouterOptions};
+use crate::router::{self, InitCache, RouteError, RouterHandle, RouterOptions};
 use crate::session::{Session, Sessions};
 use crate::supervisor::Supervisor;
 use crate::transport::{sse_legacy, streamable_http, websocket, Body};
@@ -25,9 +25,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-/// Longest time a client may take to send a request's head (HTTP/1) before the connection closes.
-const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The child's state as the HTTP side sees it.
 #[derive(Debug, Clone)]
@@ -232,6 +229,34 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// Shared mode: while the child is starting or restarting, waits up to `--queue-timeout` for
+    /// it to be ready. Errors: [`RouteError::Unavailable`] naming the child's state.
+    pub async fn upstream_ready(&self, own_child: bool) -> Result<(), RouteError> {
+        if own_child || self.router.is_none() {
+            return Ok(());
+        }
+        let is_ready = |s: &UpstreamState| matches!(s, UpstreamState::Ready(_));
+        if is_ready(&self.upstream.borrow()) {
+            return Ok(());
+        }
+        let mut rx = self.upstream.clone();
+        let waiting = |s: &UpstreamState| {
+            !matches!(s, UpstreamState::Starting | UpstreamState::Restarting(_))
+        };
+        let _ = tokio::time::timeout(self.config.queue_timeout, rx.wait_for(waiting)).await;
+        let now = self.upstream.borrow().clone();
+        match now {
+            UpstreamState::Ready(_) => Ok(()),
+            other => Err(RouteError::Unavailable(format!(
+                "{} (waited {} ms)",
+                other.describe(),
+                self.config.queue_timeout.as_millis()
+            ))),
+        }
+    }
+}
+
 /// Ends sessions that had no request and no open stream for `--session-idle-timeout`.
 async fn reap_idle_sessions(state: Arc<AppState>) {
     let idle = state.config.session_idle_timeout;
@@ -265,7 +290,8 @@ async fn accept_loop(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(state.config.header_read_timeout)
+        .max_buf_size(state.config.max_header_bytes);
     loop {
         let (stream, peer) = tokio::select! {
             _ = &mut stop => break,

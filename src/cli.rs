@@ -38,6 +38,15 @@ pub const DEFAULT_MAX_CHILDREN: usize = 64;
 /// Default time after which a session with no request and no open stream is ended.
 pub const DEFAULT_SESSION_IDLE_TIMEOUT: &str = "30m";
 
+/// Default maximum requests one session may have in flight.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
+/// Default time a request waits for a (re)starting child before it fails.
+pub const DEFAULT_QUEUE_TIMEOUT: &str = "5s";
+/// Default time a client gets to send a request's head.
+pub const DEFAULT_HEADER_READ_TIMEOUT: &str = "30s";
+/// Default largest request head (request line and headers), in bytes.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+
 /// Default number of restarts allowed within the restart window.
 pub const DEFAULT_MAX_RESTARTS: usize = 5;
 /// Default restart window.
@@ -199,6 +208,18 @@ pub struct Cli {
     /// Serve without sessions: no Mcp-Session-Id, every request served by the shared child.
     #[arg(long, env = "MCP_BRIDGE_STATELESS")]
     pub stateless: bool,
+    /// Requests one session may have in flight; more get 429 (JSON-RPC error -32002 on connections).
+    #[arg(long, env = "MCP_BRIDGE_MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT)]
+    pub max_in_flight: usize,
+    /// Time a request waits for a starting or restarting child before it fails (-32000).
+    #[arg(long, env = "MCP_BRIDGE_QUEUE_TIMEOUT", default_value = DEFAULT_QUEUE_TIMEOUT, value_parser = humantime::parse_duration)]
+    pub queue_timeout: Duration,
+    /// Time a client gets to send a request's head before the connection is closed (slowloris).
+    #[arg(long, env = "MCP_BRIDGE_HEADER_READ_TIMEOUT", default_value = DEFAULT_HEADER_READ_TIMEOUT, value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+    /// Largest request head (request line plus headers) in bytes; larger gets 431.
+    #[arg(long, env = "MCP_BRIDGE_MAX_HEADER_BYTES", default_value_t = DEFAULT_MAX_HEADER_BYTES)]
+    pub max_header_bytes: usize,
     /// When to restart the shared child after it exits: always, on-failure, never.
     #[arg(long, env = "MCP_BRIDGE_RESTART", value_enum, default_value_t = RestartPolicy::Always)]
     pub restart: RestartPolicy,

@@ -75,6 +75,14 @@ pub struct Config {
     pub trust_forwarded_prefix: bool,
     /// Restart policy of the shared child.
     pub restart: crate::supervisor::RestartSettings,
+    /// Requests one session may have in flight.
+    pub max_in_flight: usize,
+    /// Time a request waits for a (re)starting child.
+    pub queue_timeout: Duration,
+    /// Time for a request head.
+    pub header_read_timeout: Duration,
+    /// Largest request head, in bytes (at least 8192, hyper's minimum buffer).
+    pub max_header_bytes: usize,
 }
 
 /// A configuration error, printed as one line; `main` exits 64.
@@ -110,6 +118,7 @@ impl Config {
         positive("--session-outbox", cli.session_outbox)?;
         positive("--child-queue", cli.child_queue)?;
         positive("--max-children", cli.max_children)?;
+        positive("--max-in-flight", cli.max_in_flight)?;
         if cli.stateless && cli.isolation == Isolation::Session {
             return err("--stateless and --isolation session exclude each other (per-session children need sessions)");
         }
@@ -200,6 +209,10 @@ impl Config {
             ws_path: cli.ws_path,
             base_path: cli.base_path.trim_end_matches('/').to_string(),
             trust_forwarded_prefix: cli.trust_forwarded_prefix,
+            max_in_flight: cli.max_in_flight,
+            queue_timeout: cli.queue_timeout,
+            header_read_timeout: cli.header_read_timeout,
+            max_header_bytes: cli.max_header_bytes.max(8192),
             restart: crate::supervisor::RestartSettings {
                 policy: cli.restart,
                 max_restarts: cli.max_restarts,

@@ -16,7 +16,7 @@ use crate::child::ChildControl;
 use crate::router::RouterHandle;
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -57,6 +57,18 @@ pub struct Session {
     log_level: AtomicU8,
     /// Milliseconds since the registry's epoch at the session's last request.
     last_active_ms: AtomicU64,
+    /// Requests of this session being served right now.
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Holds one of a session's in-flight slots; frees it on drop.
+#[derive(Debug)]
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// What a new session is made of; see [`Sessions::insert`].
@@ -120,6 +132,13 @@ impl Session {
     /// Records the session's `logging/setLevel`.
     pub fn set_log_level(&self, level: LogLevel) {
         self.log_level.store(level as u8, Ordering::Relaxed);
+    }
+
+    /// Takes one of the session's `max` in-flight slots, or `None` when all are taken.
+    pub fn admit(&self, max: usize) -> Option<InFlight> {
+        let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let slot = InFlight(self.in_flight.clone());
+        (before < max).then_some(slot)
     }
 
     /// True while a GET stream is attached.
@@ -223,6 +242,7 @@ impl Sessions {
             outbox: self.outbox,
             log_level: AtomicU8::new(LogLevel::UNSET),
             last_active_ms: AtomicU64::new(self.now_ms()),
+            in_flight: Arc::default(),
         });
         let mut maps = self.maps.write().expect("sessions lock");
         if maps.by_id.len() >= self.max_sessions {
@@ -253,6 +273,7 @@ impl Sessions {
             outbox: old.outbox,
             log_level: AtomicU8::new(old.log_level.load(Ordering::Relaxed)),
             last_active_ms: AtomicU64::new(self.now_ms()),
+            in_flight: old.in_flight.clone(),
         });
         maps.by_id.insert(session.id.clone(), session.clone());
         maps.by_key.insert(session.key, session.clone());
@@ -452,6 +473,17 @@ mod tests {
         assert_eq!(live.deliver(Bytes::from_static(b"x")), Delivery::Queued);
         assert_eq!(rx.try_recv().unwrap(), Bytes::from_static(b"x"));
         assert!(sessions.get(&pending.id).unwrap().initialized);
+    }
+
+    #[test]
+    fn in_flight_slots_are_bounded_and_freed_on_drop() {
+        let sessions = Sessions::new(10, 2);
+        let s = new_session(&sessions).unwrap();
+        let a = s.admit(2).unwrap();
+        let _b = s.admit(2).unwrap();
+        assert!(s.admit(2).is_none());
+        drop(a);
+        assert!(s.admit(2).is_some());
     }
 
     #[test]

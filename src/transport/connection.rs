@@ -144,6 +144,24 @@ async fn request(
         };
         return send(state, key, &body);
     }
+    let Some(_slot) = session.admit(state.config.max_in_flight) else {
+        let text = format!(
+            "too many requests in flight for this session (--max-in-flight {})",
+            state.config.max_in_flight
+        );
+        return send(
+            state,
+            key,
+            &jsonrpc::error_response(Some(&id), jsonrpc::OVERLOADED, &text),
+        );
+    };
+    if let Err(e) = state.upstream_ready(session.child.is_some()).await {
+        return send(
+            state,
+            key,
+            &jsonrpc::error_response(Some(&id), e.code(), &e.to_string()),
+        );
+    }
     match session
         .router
         .call(key, msg, state.config.request_timeout, None)

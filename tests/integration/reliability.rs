@@ -403,3 +403,99 @@ async fn as_pid_1_the_bridge_reaps_orphans_keeps_its_childs_status_and_stops_eve
     assert!(status.success(), "{status:?}: {}", logs.lock().unwrap());
     assert!(!process_alive(bridge_pid));
 }
+
+#[tokio::test]
+async fn in_flight_limit_per_session_answers_429() {
+    let bridge = Bridge::echo(&["--max-in-flight", "2"], &[]).await;
+    let (s, _) = Session::open(&bridge, "2025-11-25").await;
+    let (other, _) = Session::open(&bridge, "2025-11-25").await;
+    let a = s.spawn_request(tool_call(json!(1), "sleep", json!({"ms": 1000})));
+    let b = s.spawn_request(tool_call(json!(2), "sleep", json!({"ms": 1000})));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let third = s
+        .post(&tool_call(json!(3), "echo", json!({"message": "x"})))
+        .await;
+    assert_eq!(third.status(), 429);
+    assert!(third.headers().contains_key("retry-after"));
+    let body: Value = third.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--max-in-flight"),
+        "{body}"
+    );
+    assert_eq!(
+        tool_text(
+            &other
+                .request(&tool_call(json!(1), "echo", json!({"message": "free"})))
+                .await
+        ),
+        "free",
+        "other sessions are not limited"
+    );
+    a.await.unwrap();
+    b.await.unwrap();
+    assert_eq!(
+        tool_text(
+            &s.request(&tool_call(json!(4), "echo", json!({"message": "ok"})))
+                .await
+        ),
+        "ok",
+        "slots are freed"
+    );
+}
+
+#[tokio::test]
+async fn requests_during_a_restart_wait_for_the_new_child() {
+    let bridge = Bridge::echo(&["--queue-timeout", "5s"], &[]).await;
+    let (s, _) = Session::open(&bridge, "2025-11-25").await;
+    let old = child_pid(&s).await;
+    signal(old, nix::sys::signal::Signal::SIGKILL);
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let r = s
+        .request(&tool_call(
+            json!(1),
+            "echo",
+            json!({"message": "after restart"}),
+        ))
+        .await;
+    assert_eq!(tool_text(&r), "after restart", "{r}");
+    assert_ne!(child_pid(&s).await, old);
+}
+
+#[tokio::test]
+async fn oversized_heads_get_431_and_slow_heads_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let bridge = Bridge::echo(
+        &[
+            "--max-header-bytes",
+            "16384",
+            "--header-read-timeout",
+            "500ms",
+        ],
+        &[],
+    )
+    .await;
+    let big = "x".repeat(40_000);
+    let resp = http()
+        .get(bridge.at("/healthz"))
+        .header("x-big", big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 431);
+    let mut tcp = tokio::net::TcpStream::connect(bridge.addr).await.unwrap();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
+        .await
+        .expect("the bridge closes a slow head")
+        .unwrap_or(0);
+    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(n == 0 || head.starts_with("HTTP/1.1 408"), "{head:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}

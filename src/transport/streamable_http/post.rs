@@ -16,12 +16,13 @@ use crate::error::HttpError;
 use crate::jsonrpc::{self, Kind, Message};
 use crate::protocol;
 use crate::router::RouterHandle;
-use crate::session::{ClientCaps, SessionKey, Transport};
+use crate::session::{ClientCaps, InFlight, SessionKey, Transport};
 use crate::transport::{check_content_type, empty, full, read_body, Body};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::value::RawValue;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// Methods whose handling commonly sends related messages (progress, sampling, logging).
@@ -37,10 +38,14 @@ enum Outcome {
     Json(Bytes),
     Stream(Response<Body>),
     Accepted,
+    /// The session's in-flight limit is reached (429).
+    TooMany(Option<jsonrpc::RequestId>),
 }
 
 /// Who a message comes from, as the router sees it.
 struct Origin {
+    /// The session, when there is one (not in stateless mode).
+    session: Option<Arc<crate::session::Session>>,
     key: SessionKey,
     router: RouterHandle,
     caps: ClientCaps,
@@ -70,8 +75,9 @@ pub async fn handle(req: Request<Incoming>, state: &AppState) -> Result<Response
         return initialize_http(msg, &headers, state).await;
     }
     let origin = match (session, &state.router) {
-        (Some(session), _) => origin_of(&*session?),
+        (Some(session), _) => origin_of(&session?),
         (None, Some(router)) if state.config.stateless => Origin {
+            session: None,
             key: state.sessions.next_key(),
             router: router.clone(),
             caps: ClientCaps::default(),
@@ -84,6 +90,9 @@ pub async fn handle(req: Request<Incoming>, state: &AppState) -> Result<Response
         Outcome::Json(body) => json_response(body),
         Outcome::Stream(resp) => resp,
         Outcome::Accepted => accepted(),
+        Outcome::TooMany(id) => {
+            return Err(too_many_in_flight(state.config.max_in_flight).with_id(id.as_ref()))
+        }
     })
 }
 
@@ -119,8 +128,21 @@ async fn initialize_http(
     }
 }
 
-fn origin_of(session: &crate::session::Session) -> Origin {
+/// 429 for a session that already has `max` requests in flight.
+fn too_many_in_flight(max: usize) -> HttpError {
+    HttpError {
+        retry_after: Some(1),
+        ..HttpError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            jsonrpc::OVERLOADED,
+            format!("Too Many Requests: this session already has {max} requests in flight (--max-in-flight)"),
+        )
+    }
+}
+
+fn origin_of(session: &Arc<crate::session::Session>) -> Origin {
     Origin {
+        session: Some(session.clone()),
         key: session.key,
         router: session.router.clone(),
         caps: session.caps,
@@ -154,10 +176,22 @@ async fn single(msg: Message, origin: &Origin, state: &AppState, accepts_sse: bo
             jsonrpc::INVALID_REQUEST,
             "this session is already initialized; send initialize without Mcp-Session-Id to start a new session",
         ))),
-        Kind::Request if wants_stream(state.config.response_mode, accepts_sse, &msg, origin.caps) => {
-            Outcome::Stream(stream_call(msg, origin, state))
+        Kind::Request => {
+            let slot = match origin.session.as_ref().map(|s| s.admit(state.config.max_in_flight)) {
+                Some(None) => return Outcome::TooMany(msg.request_id().cloned()),
+                Some(slot) => slot,
+                None => None,
+            };
+            if let Err(e) = state.upstream_ready(origin.own_child).await {
+                return Outcome::Json(Bytes::from(jsonrpc::error_response(msg.request_id(), e.code(), &e.to_string())));
+            }
+            if wants_stream(state.config.response_mode, accepts_sse, &msg, origin.caps) {
+                return Outcome::Stream(stream_call(msg, origin, state, slot));
+            }
+            let body = call(msg, origin, state, None).await;
+            drop(slot);
+            Outcome::Json(body)
         }
-        Kind::Request => Outcome::Json(call(msg, origin, state, None).await),
         Kind::Notification if msg.method() == "notifications/initialized" && !origin.own_child => Outcome::Accepted,
         Kind::Notification => {
             origin.router.notify(origin.key, msg).await;
@@ -208,7 +242,12 @@ async fn call(
 }
 
 /// Forwards a request whose response (and related messages) go on an SSE stream.
-fn stream_call(msg: Message, origin: &Origin, state: &AppState) -> Response<Body> {
+fn stream_call(
+    msg: Message,
+    origin: &Origin,
+    state: &AppState,
+    slot: Option<InFlight>,
+) -> Response<Body> {
     let id = msg.request_id().cloned().expect("requests carry ids");
     let (tx, rx) = mpsc::channel(state.config.session_outbox);
     let (router, key, transient, timeout) = (
@@ -222,6 +261,7 @@ fn stream_call(msg: Message, origin: &Origin, state: &AppState) -> Response<Body
         if transient {
             router.session_closed(key).await;
         }
+        drop(slot);
         reply
     });
     sse_for_call(id, rx, call, state.config.sse_keep_alive)
@@ -268,6 +308,14 @@ async fn batch(
         .into_iter()
         .filter_map(|o| match o {
             Outcome::Json(b) => Some(b),
+            Outcome::TooMany(id) => {
+                let e = too_many_in_flight(state.config.max_in_flight);
+                Some(Bytes::from(jsonrpc::error_response(
+                    id.as_ref(),
+                    e.code,
+                    &e.message,
+                )))
+            }
             _ => None,
         })
         .collect();
