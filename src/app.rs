@@ -107,7 +107,11 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let tracker = TaskTracker::new();
     let (metrics, registry) = Metrics::new();
-    let sessions = Arc::new(Sessions::new(config.max_sessions, config.session_outbox));
+    let sessions = Arc::new(Sessions::new(
+        config.max_sessions,
+        config.session_outbox,
+        config.replay_buffer,
+    ));
     let router_options = RouterOptions {
         scope: None,
         roots: config.roots.clone(),

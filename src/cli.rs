@@ -47,6 +47,9 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: &str = "30s";
 /// Default largest request head (request line and headers), in bytes.
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 
+/// Default number of events kept per resumable SSE stream.
+pub const DEFAULT_REPLAY_BUFFER: usize = 1000;
+
 /// Default number of restarts allowed within the restart window.
 pub const DEFAULT_MAX_RESTARTS: usize = 5;
 /// Default restart window.
@@ -220,6 +223,9 @@ pub struct Cli {
     /// Largest request head (request line plus headers) in bytes; larger gets 431.
     #[arg(long, env = "MCP_BRIDGE_MAX_HEADER_BYTES", default_value_t = DEFAULT_MAX_HEADER_BYTES)]
     pub max_header_bytes: usize,
+    /// Events kept per Streamable HTTP SSE stream for replay after a reconnect with Last-Event-ID.
+    #[arg(long, env = "MCP_BRIDGE_REPLAY_BUFFER", default_value_t = DEFAULT_REPLAY_BUFFER)]
+    pub replay_buffer: usize,
     /// When to restart the shared child after it exits: always, on-failure, never.
     #[arg(long, env = "MCP_BRIDGE_RESTART", value_enum, default_value_t = RestartPolicy::Always)]
     pub restart: RestartPolicy,

@@ -83,6 +83,8 @@ pub struct Config {
     pub header_read_timeout: Duration,
     /// Largest request head, in bytes (at least 8192, hyper's minimum buffer).
     pub max_header_bytes: usize,
+    /// Events kept per resumable stream.
+    pub replay_buffer: usize,
 }
 
 /// A configuration error, printed as one line; `main` exits 64.
@@ -210,6 +212,7 @@ impl Config {
             base_path: cli.base_path.trim_end_matches('/').to_string(),
             trust_forwarded_prefix: cli.trust_forwarded_prefix,
             max_in_flight: cli.max_in_flight,
+            replay_buffer: cli.replay_buffer,
             queue_timeout: cli.queue_timeout,
             header_read_timeout: cli.header_read_timeout,
             max_header_bytes: cli.max_header_bytes.max(8192),

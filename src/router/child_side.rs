@@ -146,7 +146,8 @@ impl Router {
         };
         let session = entry.session;
         if let Some(stream) = &entry.payload.stream {
-            if stream.try_send(event.clone()).is_ok() {
+            // Kept in the POST stream's log even when its reader went away: it may resume.
+            if stream.push(&event) != super::Push::Dropped {
                 return true;
             }
         }

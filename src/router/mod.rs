@@ -21,6 +21,7 @@ pub use upstream::{initialize_child, InitCache, InitError};
 use crate::child::{ExitInfo, SpawnedChild};
 use crate::jsonrpc::{self, Message, RequestId};
 use crate::metrics::Metrics;
+use crate::session::replay::{EventLog, Push};
 use crate::session::{SessionKey, Sessions};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -105,7 +106,7 @@ enum Command {
         session: SessionKey,
         msg: Message,
         reply: oneshot::Sender<Reply>,
-        stream: Option<mpsc::Sender<Bytes>>,
+        stream: Option<Arc<EventLog>>,
     },
     Notify {
         session: SessionKey,
@@ -195,7 +196,7 @@ impl RouterHandle {
         session: SessionKey,
         msg: Message,
         timeout: Duration,
-        stream: Option<mpsc::Sender<Bytes>>,
+        stream: Option<Arc<EventLog>>,
     ) -> Reply {
         let id = msg.request_id().cloned().expect("call() takes requests");
         let (reply, rx) = oneshot::channel();
@@ -297,7 +298,7 @@ enum After {
 struct Pending {
     reply: oneshot::Sender<Reply>,
     /// The POST's SSE stream, when it has one.
-    stream: Option<mpsc::Sender<Bytes>>,
+    stream: Option<Arc<EventLog>>,
     /// The client's own progress token (the child saw the upstream id instead).
     progress: Option<Value>,
     after: After,

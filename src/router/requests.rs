@@ -5,9 +5,11 @@
 
 use super::{After, Pending, RouteError, Router, UpstreamId};
 use crate::jsonrpc::{self, Message, RequestId};
+use crate::session::replay::EventLog;
 use crate::session::{LogLevel, SessionKey};
 use bytes::Bytes;
 use serde_json::{json, Value};
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// The `_meta` key a 2025-11-25 message uses to name the task it relates to.
@@ -32,7 +34,7 @@ impl Router {
         session: SessionKey,
         mut msg: Message,
         reply: oneshot::Sender<super::Reply>,
-        stream: Option<mpsc::Sender<Bytes>>,
+        stream: Option<Arc<EventLog>>,
     ) {
         let id = msg.request_id().cloned().expect("requests carry ids");
         if let Some(how) = &self.exited {

@@ -9,6 +9,7 @@
 //! ever blocking the router.
 
 mod caps;
+pub mod replay;
 
 pub use caps::{ClientCaps, LogLevel};
 
@@ -17,7 +18,7 @@ use crate::router::RouterHandle;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -49,10 +50,8 @@ pub struct Session {
     pub transport: Transport,
     /// False for a connection that has not sent `initialize` yet.
     pub initialized: bool,
-    /// Sender half of the current GET stream's outbox, if a GET stream is open.
-    stream: Mutex<Option<mpsc::Sender<Bytes>>>,
-    /// Capacity of a GET stream's outbox, in messages.
-    outbox: usize,
+    /// The session's SSE streams (GET and POST), resumable on Streamable HTTP.
+    pub streams: Arc<replay::StreamSet>,
     /// Level set by `logging/setLevel` ([`LogLevel::UNSET`] until then).
     log_level: AtomicU8,
     /// Milliseconds since the registry's epoch at the session's last request.
@@ -141,45 +140,34 @@ impl Session {
         (before < max).then_some(slot)
     }
 
-    /// True while a GET stream is attached.
+    /// True while a GET stream (or a connection's stream) has a reader.
     pub fn has_stream(&self) -> bool {
-        self.stream
-            .lock()
-            .expect("stream lock")
-            .as_ref()
-            .is_some_and(|tx| !tx.is_closed())
+        self.streams.get_connected()
     }
 
     /// Opens a GET stream for this session, replacing (and so ending) any previous one.
-    /// Returns the receiver the SSE response body drains.
-    pub fn attach_stream(&self) -> mpsc::Receiver<Bytes> {
-        let (tx, rx) = mpsc::channel(self.outbox);
-        *self.stream.lock().expect("stream lock") = Some(tx);
-        rx
+    /// Returns its log (for the priming event) and the receiver the response body drains.
+    pub fn attach_stream(&self) -> (Arc<replay::EventLog>, mpsc::Receiver<Bytes>) {
+        self.streams.open_get()
     }
 
     /// Offers one encoded SSE event to the session's GET stream without waiting.
     pub fn deliver(&self, event: Bytes) -> Delivery {
-        let mut slot = self.stream.lock().expect("stream lock");
-        let Some(tx) = slot.as_ref() else {
-            return Delivery::NoStream;
-        };
-        match tx.try_send(event) {
-            Ok(()) => Delivery::Queued,
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                *slot = None;
-                Delivery::NoStream
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                *slot = None;
-                Delivery::SlowConsumer
-            }
+        match self.streams.push_get(&event) {
+            Some(replay::Push::Sent | replay::Push::Kept) => Delivery::Queued,
+            Some(replay::Push::SlowConsumer) => Delivery::SlowConsumer,
+            Some(replay::Push::Dropped) | None => Delivery::NoStream,
         }
     }
 
-    /// Ends the GET stream, if any (the SSE body sees its channel close and finishes).
+    /// Disconnects the GET stream's reader (the SSE body sees its channel close and finishes).
     pub fn close_stream(&self) {
-        *self.stream.lock().expect("stream lock") = None;
+        self.streams.disconnect_get();
+    }
+
+    /// True when the session negotiated 2025-11-25 or later (priming events, `retry`).
+    pub fn wants_priming(&self) -> bool {
+        self.version >= "2025-11-25"
     }
 }
 
@@ -201,18 +189,21 @@ pub struct Sessions {
     next_key: AtomicU64,
     max_sessions: usize,
     outbox: usize,
+    /// Events kept per resumable stream.
+    replay: usize,
     epoch: Instant,
 }
 
 impl Sessions {
-    /// An empty registry holding at most `max_sessions` sessions, each GET stream with an outbox
-    /// of `outbox` messages.
-    pub fn new(max_sessions: usize, outbox: usize) -> Self {
+    /// An empty registry holding at most `max_sessions` sessions, each stream with a reader
+    /// outbox of `outbox` messages and (Streamable HTTP) a replay buffer of `replay` messages.
+    pub fn new(max_sessions: usize, outbox: usize, replay: usize) -> Self {
         Sessions {
             maps: RwLock::new(Maps::default()),
             next_key: AtomicU64::new(1),
             max_sessions,
             outbox: outbox.max(1),
+            replay,
             epoch: Instant::now(),
         }
     }
@@ -238,8 +229,11 @@ impl Sessions {
             child: new.child,
             transport: new.transport,
             initialized: new.initialized,
-            stream: Mutex::new(None),
-            outbox: self.outbox,
+            streams: Arc::new(replay::StreamSet::new(
+                self.replay,
+                new.transport == Transport::StreamableHttp,
+                self.outbox,
+            )),
             log_level: AtomicU8::new(LogLevel::UNSET),
             last_active_ms: AtomicU64::new(self.now_ms()),
             in_flight: Arc::default(),
@@ -259,7 +253,6 @@ impl Sessions {
     pub fn establish(&self, new: NewSession) -> Option<Arc<Session>> {
         let mut maps = self.maps.write().expect("sessions lock");
         let old = maps.by_key.get(&new.key)?.clone();
-        let stream = old.stream.lock().expect("stream lock").take();
         let session = Arc::new(Session {
             id: old.id.clone(),
             key: old.key,
@@ -269,8 +262,7 @@ impl Sessions {
             child: new.child,
             transport: old.transport,
             initialized: true,
-            stream: Mutex::new(stream),
-            outbox: old.outbox,
+            streams: old.streams.clone(),
             log_level: AtomicU8::new(old.log_level.load(Ordering::Relaxed)),
             last_active_ms: AtomicU64::new(self.now_ms()),
             in_flight: old.in_flight.clone(),
@@ -394,7 +386,7 @@ mod tests {
 
     #[test]
     fn session_ids_are_unique_visible_ascii() {
-        let sessions = Sessions::new(100, 4);
+        let sessions = Sessions::new(100, 4, 16);
         let a = new_session(&sessions).unwrap();
         let b = new_session(&sessions).unwrap();
         assert_ne!(a.id, b.id);
@@ -406,7 +398,7 @@ mod tests {
 
     #[test]
     fn removed_sessions_are_gone_and_limit_is_enforced() {
-        let sessions = Sessions::new(1, 4);
+        let sessions = Sessions::new(1, 4, 16);
         let a = new_session(&sessions).unwrap();
         assert_eq!(new_session(&sessions).unwrap_err(), TooManySessions(1));
         assert!(sessions.remove(&a.id).is_some());
@@ -416,24 +408,61 @@ mod tests {
     }
 
     #[test]
-    fn new_stream_replaces_old_and_full_outbox_cuts_the_stream() {
-        let sessions = Sessions::new(10, 2);
+    fn new_stream_replaces_old_and_full_outbox_cuts_the_reader() {
+        let sessions = Sessions::new(10, 2, 16);
         let s = new_session(&sessions).unwrap();
         assert_eq!(s.deliver(Bytes::from_static(b"x")), Delivery::NoStream);
-        let mut old = s.attach_stream();
-        let mut new = s.attach_stream();
+        let (_, mut old) = s.attach_stream();
+        let (_, mut new) = s.attach_stream();
         assert!(old.try_recv().is_err());
         assert_eq!(s.deliver(Bytes::from_static(b"1")), Delivery::Queued);
-        assert_eq!(new.try_recv().unwrap(), Bytes::from_static(b"1"));
+        assert_eq!(
+            new.try_recv().unwrap(),
+            Bytes::from_static(b"id: 1-1\n1"),
+            "Streamable HTTP events carry ids"
+        );
         assert_eq!(s.deliver(Bytes::from_static(b"2")), Delivery::Queued);
         assert_eq!(s.deliver(Bytes::from_static(b"3")), Delivery::Queued);
         assert_eq!(sessions.broadcast(&Bytes::from_static(b"4"), |_| true), 1);
-        assert_eq!(s.deliver(Bytes::from_static(b"5")), Delivery::NoStream);
+        assert!(!s.has_stream(), "the slow reader was disconnected");
+        assert_eq!(
+            s.deliver(Bytes::from_static(b"5")),
+            Delivery::Queued,
+            "kept for a resuming reader"
+        );
+        let (replay, _) = s.streams.resume("1-3").unwrap();
+        assert_eq!(replay.len(), 2, "4 and 5 are replayed");
+    }
+
+    #[test]
+    fn connection_sessions_have_no_replay() {
+        let sessions = Sessions::new(10, 1, 16);
+        let s = sessions
+            .insert(NewSession {
+                key: sessions.next_key(),
+                version: "2024-11-05",
+                caps: ClientCaps::default(),
+                router: RouterHandle::detached(),
+                child: None,
+                transport: Transport::WebSocket,
+                initialized: false,
+            })
+            .unwrap();
+        let (_, mut rx) = s.attach_stream();
+        assert_eq!(s.deliver(Bytes::from_static(b"1")), Delivery::Queued);
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            Bytes::from_static(b"1"),
+            "no id line"
+        );
+        assert_eq!(s.deliver(Bytes::from_static(b"2")), Delivery::Queued);
+        assert_eq!(s.deliver(Bytes::from_static(b"3")), Delivery::SlowConsumer);
+        assert_eq!(s.deliver(Bytes::from_static(b"4")), Delivery::NoStream);
     }
 
     #[test]
     fn establishing_a_connection_session_keeps_its_id_and_stream() {
-        let sessions = Sessions::new(10, 4);
+        let sessions = Sessions::new(10, 4, 16);
         let pending = sessions
             .insert(NewSession {
                 key: sessions.next_key(),
@@ -445,7 +474,7 @@ mod tests {
                 initialized: false,
             })
             .unwrap();
-        let mut rx = pending.attach_stream();
+        let (_, mut rx) = pending.attach_stream();
         let caps = ClientCaps {
             sampling: true,
             ..ClientCaps::default()
@@ -477,7 +506,7 @@ mod tests {
 
     #[test]
     fn in_flight_slots_are_bounded_and_freed_on_drop() {
-        let sessions = Sessions::new(10, 2);
+        let sessions = Sessions::new(10, 2, 16);
         let s = new_session(&sessions).unwrap();
         let a = s.admit(2).unwrap();
         let _b = s.admit(2).unwrap();
@@ -488,10 +517,10 @@ mod tests {
 
     #[test]
     fn idle_sessions_are_those_without_requests_or_streams() {
-        let sessions = Sessions::new(10, 2);
+        let sessions = Sessions::new(10, 2, 16);
         let a = new_session(&sessions).unwrap();
         let b = new_session(&sessions).unwrap();
-        let _stream = b.attach_stream();
+        let (_log, _stream) = b.attach_stream();
         std::thread::sleep(Duration::from_millis(30));
         let idle: Vec<_> = sessions
             .idle(Duration::from_millis(10))

@@ -32,13 +32,13 @@ pub fn open_stream(req: &Request<Incoming>, state: &Arc<AppState>) -> Response<B
         state.config.message_path,
         session.id
     );
-    let rx = session.attach_stream();
+    let (_, rx) = session.attach_stream();
     let guard: Box<dyn Send> = Box::new(CloseOnDrop::new(state.clone(), session.key));
     session_stream(
         rx,
         state.config.sse_keep_alive,
         state.shutdown.clone(),
-        Some(sse::endpoint_event(&endpoint)),
+        vec![sse::endpoint_event(&endpoint)],
         Some(guard),
     )
 }

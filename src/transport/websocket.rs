@@ -45,7 +45,7 @@ pub fn upgrade(mut req: Request<Incoming>, state: &Arc<AppState>) -> Response<Bo
     };
     let offered_mcp = offers_mcp(req.headers());
     let env = child_env(&state.config.session_env, req.headers());
-    let rx = session.attach_stream();
+    let (_, rx) = session.attach_stream();
     let on_upgrade = hyper::upgrade::on(&mut req);
     let (state2, session_key) = (state.clone(), session.key);
     state.tracker.spawn(async move {

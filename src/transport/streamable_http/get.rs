@@ -37,14 +37,27 @@ pub fn handle(req: &Request<Incoming>, state: &AppState) -> Result<Response<Body
             1,
         ));
     }
-    let rx = session.attach_stream();
+    let (keep_alive, shutdown) = (state.config.sse_keep_alive, state.shutdown.clone());
+    if let Some(last) = req.headers().get("last-event-id") {
+        let last = last.to_str().unwrap_or("");
+        let (replay, rx) = session.streams.resume(last).map_err(|e| {
+            HttpError::bad_request(jsonrpc::INVALID_REQUEST, format!("Bad Request: {e}"))
+        })?;
+        tracing::debug!(session.id = %session.id, last_event_id = last, replayed = replay.len(), "stream resumed");
+        return Ok(session_stream(rx, keep_alive, shutdown, replay, None));
+    }
+    let (log, rx) = session.attach_stream();
     tracing::debug!(session.id = %session.id, "GET stream opened");
-    Ok(sse_response(
-        rx,
-        state.config.sse_keep_alive,
-        state.shutdown.clone(),
-    ))
+    let first: Vec<Bytes> = session
+        .wants_priming()
+        .then(|| log.priming(RETRY_MS))
+        .into_iter()
+        .collect();
+    Ok(session_stream(rx, keep_alive, shutdown, first, None))
 }
+
+/// The reconnection delay announced to 2025-11-25 clients in priming events, in milliseconds.
+pub const RETRY_MS: u64 = 1000;
 
 fn accepts_event_stream(headers: &http::HeaderMap) -> bool {
     let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
@@ -58,23 +71,15 @@ fn accepts_event_stream(headers: &http::HeaderMap) -> bool {
     })
 }
 
-/// An SSE response streaming the events of `rx`, a keep-alive comment every `keep_alive` of
-/// silence, ending when `rx` closes (session ended or stream replaced) or `shutdown` fires.
-pub fn sse_response(
-    rx: mpsc::Receiver<Bytes>,
-    keep_alive: Duration,
-    shutdown: CancellationToken,
-) -> Response<Body> {
-    session_stream(rx, keep_alive, shutdown, None, None)
-}
-
-/// Like [`sse_response`], starting with the event `first` (if any) and holding `guard` (if any)
-/// until the stream ends or the client goes away: its `Drop` is how the owner learns that.
+/// An SSE response streaming `first` (replayed or priming events), then the events of `rx`, a
+/// keep-alive comment every `keep_alive` of silence, ending when `rx` closes (session ended,
+/// stream replaced, stream finished) or `shutdown` fires. `guard` (if any) is held until the
+/// stream ends or the client goes away: its `Drop` is how the owner learns that.
 pub fn session_stream(
     rx: mpsc::Receiver<Bytes>,
     keep_alive: Duration,
     shutdown: CancellationToken,
-    first: Option<Bytes>,
+    first: Vec<Bytes>,
     guard: Option<Box<dyn Send>>,
 ) -> Response<Body> {
     let mut ticker = interval_at(Instant::now() + keep_alive, keep_alive);
@@ -83,7 +88,7 @@ pub fn session_stream(
         rx,
         ticker,
         shutdown,
-        first,
+        first: first.into(),
         _guard: guard,
     };
     let stream = futures_util::stream::unfold(state, next_event);
@@ -94,14 +99,14 @@ struct StreamState {
     rx: mpsc::Receiver<Bytes>,
     ticker: Interval,
     shutdown: CancellationToken,
-    first: Option<Bytes>,
+    first: std::collections::VecDeque<Bytes>,
     _guard: Option<Box<dyn Send>>,
 }
 
 async fn next_event(
     mut st: StreamState,
 ) -> Option<(Result<Frame<Bytes>, Infallible>, StreamState)> {
-    if let Some(first) = st.first.take() {
+    if let Some(first) = st.first.pop_front() {
         return Some((Ok(Frame::data(first)), st));
     }
     let chunk = tokio::select! {

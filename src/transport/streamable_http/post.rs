@@ -8,7 +8,7 @@
 //! -32600 for malformed bodies, 400/404 for missing/unknown sessions.
 
 use super::initialize::{self, set_session_header, Opened};
-use super::stream::{sse_for_call, Call};
+use super::stream::{sse_for_call, Caller};
 use super::{check_version_header, require_session, SESSION_HEADER};
 use crate::app::AppState;
 use crate::cli::ResponseMode;
@@ -23,7 +23,6 @@ use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::value::RawValue;
 use std::sync::Arc;
-use tokio::sync::mpsc;
 
 /// Methods whose handling commonly sends related messages (progress, sampling, logging).
 const STREAMING_METHODS: [&str; 4] = [
@@ -225,7 +224,7 @@ async fn call(
     msg: Message,
     origin: &Origin,
     state: &AppState,
-    stream: Option<mpsc::Sender<Bytes>>,
+    stream: Option<Arc<crate::session::replay::EventLog>>,
 ) -> Bytes {
     let id = msg.request_id().cloned().expect("requests carry ids");
     let reply = origin
@@ -248,23 +247,13 @@ fn stream_call(
     state: &AppState,
     slot: Option<InFlight>,
 ) -> Response<Body> {
-    let id = msg.request_id().cloned().expect("requests carry ids");
-    let (tx, rx) = mpsc::channel(state.config.session_outbox);
-    let (router, key, transient, timeout) = (
-        origin.router.clone(),
-        origin.key,
-        origin.transient,
-        state.config.request_timeout,
-    );
-    let call: Call = Box::pin(async move {
-        let reply = router.call(key, msg, timeout, Some(tx)).await;
-        if transient {
-            router.session_closed(key).await;
-        }
-        drop(slot);
-        reply
-    });
-    sse_for_call(id, rx, call, state.config.sse_keep_alive)
+    let caller = Caller {
+        router: origin.router.clone(),
+        key: origin.key,
+        session: origin.session.clone(),
+        transient: origin.transient,
+    };
+    sse_for_call(msg, caller, state, slot)
 }
 
 /// A JSON-RPC batch (2025-03-26 sessions only): requests and notifications, answered with an

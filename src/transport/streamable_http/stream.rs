@@ -1,87 +1,91 @@
-//! A request answered with an SSE stream (PROTOCOL.md section 2.3): messages related to the
-//! request (progress, server-to-client requests) come first, then the response, then the stream
-//! ends. Keep-alive comments flow while the request runs. Dropping the stream (the client went
-//! away) releases the request's routing entry without cancelling it at the child.
+//! A request answered with an SSE stream (PROTOCOL.md sections 2.3 and 2.7): messages related to
+//! the request (progress, server-to-client requests) come first, then the response, then the
+//! stream ends. The request runs in its own task, writing into the stream's event log, so a
+//! client that loses the connection does not cancel it: it reconnects with `GET` and
+//! `Last-Event-ID` and receives what it missed, the response included. Sessions on 2025-11-25 or
+//! later get a priming event first.
 
-use crate::jsonrpc::{self, RequestId};
-use crate::router::{Reply, RouteError};
+use super::get::{session_stream, RETRY_MS};
+use crate::app::AppState;
+use crate::jsonrpc::{self, Message};
+use crate::router::{RouteError, RouterHandle};
+use crate::session::replay::EventLog;
+use crate::session::{InFlight, Session, SessionKey};
 use crate::transport::{sse, Body};
-use bytes::Bytes;
 use http::Response;
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::Frame;
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
-use std::time::Duration;
-use tokio::sync::mpsc;
-use tokio::time::{interval_at, Instant, Interval, MissedTickBehavior};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
-/// The future that produces the request's response.
-pub type Call = Pin<Box<dyn Future<Output = Reply> + Send>>;
-
-struct State {
-    events: mpsc::Receiver<Bytes>,
-    events_open: bool,
-    call: Option<Call>,
-    /// The encoded response, once the call finished; sent after the queued events.
-    last: Option<Bytes>,
-    id: RequestId,
-    ticker: Interval,
+/// Who sends the request: the router and key to use, the session (none when stateless), and
+/// whether the origin's router state is released afterwards (stateless).
+pub struct Caller {
+    /// The router serving the origin.
+    pub router: RouterHandle,
+    /// The origin's key.
+    pub key: SessionKey,
+    /// The session, when there is one.
+    pub session: Option<Arc<Session>>,
+    /// Release the origin's router state after the request (stateless mode).
+    pub transient: bool,
 }
 
-/// An SSE response for request `id`: events from `events` until `call` completes, then any
-/// events still queued, then the response (or the routing error as a JSON-RPC error; nothing
-/// when the client cancelled the request itself).
+/// Starts `msg` and returns the SSE response that carries its related messages and response.
+/// `slot` (the session's in-flight slot) is held until the response arrives.
 pub fn sse_for_call(
-    id: RequestId,
-    events: mpsc::Receiver<Bytes>,
-    call: Call,
-    keep_alive: Duration,
+    msg: Message,
+    caller: Caller,
+    state: &AppState,
+    slot: Option<InFlight>,
 ) -> Response<Body> {
-    let mut ticker = interval_at(Instant::now() + keep_alive, keep_alive);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let state = State {
-        events,
-        events_open: true,
-        call: Some(call),
-        last: None,
-        id,
-        ticker,
-    };
-    let stream = futures_util::stream::unfold(state, next_chunk);
-    sse::response(StreamBody::new(stream).boxed_unsync())
-}
-
-async fn next_chunk(mut st: State) -> Option<(Result<Frame<Bytes>, Infallible>, State)> {
-    loop {
-        let Some(call) = st.call.as_mut() else {
-            // The call is over: flush what is queued, then the response, then end.
-            if let Ok(event) = st.events.try_recv() {
-                return Some((Ok(Frame::data(event)), st));
-            }
-            let last = st.last.take()?;
-            return Some((Ok(Frame::data(last)), st));
-        };
-        tokio::select! {
-            biased;
-            event = st.events.recv(), if st.events_open => match event {
-                Some(event) => {
-                    st.ticker.reset();
-                    return Some((Ok(Frame::data(event)), st));
-                }
-                None => st.events_open = false,
-            },
-            reply = call => {
-                st.call = None;
-                st.last = match reply {
-                    Ok(bytes) => Some(sse::message_event(&bytes)),
-                    // The client cancelled: it expects no response, the stream just ends.
-                    Err(RouteError::CancelledByClient) => None,
-                    Err(e) => Some(sse::message_event(&jsonrpc::error_response(Some(&st.id), e.code(), &e.to_string()))),
-                };
-            }
-            _ = st.ticker.tick() => return Some((Ok(Frame::data(Bytes::from_static(sse::KEEP_ALIVE))), st)),
+    let id = msg.request_id().cloned().expect("requests carry ids");
+    let (log, rx) = match &caller.session {
+        Some(session) => session.streams.open_post(),
+        None => {
+            let log = Arc::new(EventLog::new(0, 0, false));
+            let (_, rx) = log
+                .attach(None, state.config.session_outbox)
+                .expect("a new log has lost nothing");
+            (log, rx)
         }
-    }
+    };
+    let priming = caller
+        .session
+        .as_ref()
+        .filter(|s| s.wants_priming())
+        .map(|_| log.priming(RETRY_MS));
+    let timeout = state.config.request_timeout;
+    let writer = log.clone();
+    state.tracker.spawn(async move {
+        let reply = caller
+            .router
+            .call(caller.key, msg, timeout, Some(writer.clone()))
+            .await;
+        match reply {
+            Ok(bytes) => {
+                writer.push(&sse::message_event(&bytes));
+            }
+            // The client cancelled: it expects no response, the stream just ends.
+            Err(RouteError::CancelledByClient) => {}
+            Err(e) => {
+                writer.push(&sse::message_event(&jsonrpc::error_response(
+                    Some(&id),
+                    e.code(),
+                    &e.to_string(),
+                )));
+            }
+        }
+        writer.finish();
+        if caller.transient {
+            caller.router.session_closed(caller.key).await;
+        }
+        drop(slot);
+    });
+    // A request stream is not cut at shutdown: accepted requests finish within the grace period.
+    session_stream(
+        rx,
+        state.config.sse_keep_alive,
+        CancellationToken::new(),
+        priming.into_iter().collect(),
+        None,
+    )
 }
