@@ -85,3 +85,60 @@ async fn per_session_mode_routes_every_progress_and_elicitation_to_its_own_sessi
         "{s}"
     );
 }
+
+/// A loopback TCP proxy to `upstream` that cuts the first connection on which the server sends
+/// a `notifications/progress`, right after forwarding it. Returns the proxy's address.
+async fn cutting_proxy(upstream: std::net::SocketAddr) -> std::net::SocketAddr {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cut_done = std::sync::Arc::new(AtomicBool::new(false));
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let cut_done = cut_done.clone();
+            tokio::spawn(async move {
+                let server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let up = tokio::spawn(async move { tokio::io::copy(&mut cr, &mut sw).await });
+                let mut buf = vec![0u8; 16 * 1024];
+                while let Ok(n) = sr.read(&mut buf).await {
+                    if n == 0 || cw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    let seen =
+                        String::from_utf8_lossy(&buf[..n]).contains("notifications/progress");
+                    if seen && !cut_done.swap(true, Ordering::SeqCst) {
+                        break; // drop both halves: the connection is lost mid-response
+                    }
+                }
+                up.abort();
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn the_typescript_client_resumes_a_cut_post_stream_and_gets_every_message_once() {
+    let bridge = shared_bridge().await;
+    let proxy = cutting_proxy(bridge.addr).await;
+    let url = format!("http://{proxy}/mcp");
+    let s = run_client(
+        PathBuf::from("node"),
+        "ts_features.mjs",
+        &["progress", &url],
+    )
+    .await;
+    assert_eq!(s["ok"], true, "{s}");
+    assert_eq!(
+        s["progress"], 5,
+        "every progress notification exactly once, then the result: {s}"
+    );
+    let logs = bridge.logs().join("\n");
+    assert!(
+        logs.contains("stream resumed"),
+        "the client reconnected with Last-Event-ID: {logs}"
+    );
+}
