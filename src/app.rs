@@ -226,7 +226,7 @@ impl AppState {
         self.metrics.sessions_active.set(self.sessions.len() as i64);
         session.router.session_closed(session.key).await;
         tracing::debug!(session.id = %session.id, reason = why, "session ended");
-        if let Some(child) = session.child.clone() {
+        if let Some(child) = session.child.as_ref().map(|c| c.current()) {
             self.tracker
                 .spawn(async move { child.stop(shutdown::CHILD_STOP_STEP).await });
         }

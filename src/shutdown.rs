@@ -41,9 +41,11 @@ pub async fn drain(state: &AppState, graceful: GracefulShutdown) {
     }
     let sessions = state.sessions.all();
     let shared = state.shared_child.lock().expect("child lock").clone();
-    let children = shared
-        .into_iter()
-        .chain(sessions.iter().filter_map(|s| s.child.clone()));
+    let children = shared.into_iter().chain(
+        sessions
+            .iter()
+            .filter_map(|s| s.child.as_ref().map(|c| c.current())),
+    );
     let stops = children.map(|child| async move {
         let info = child.stop(CHILD_STOP_STEP).await;
         tracing::info!(child.pid = child.pid(), status = %info, "child stopped");

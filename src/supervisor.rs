@@ -5,11 +5,14 @@
 //! readiness stays red and the bridge exits non-zero so an orchestrator can replace it.
 
 use crate::app::UpstreamState;
-use crate::child::{self, ChildControl, ChildSpec, ExitInfo};
+use crate::child::{self, ChildControl, ChildSlot, ChildSpec, ExitInfo};
 use crate::cli::RestartPolicy;
+use crate::jsonrpc::Message;
 use crate::metrics::Metrics;
 use crate::router::{self, InitCache, RouterHandle};
+use crate::session::{SessionKey, Sessions};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -118,6 +121,9 @@ impl Supervisor {
                 Err(e) => {
                     tracing::error!(child.pid = control.pid(), error = %e, "child initialize failed");
                     self.state.send_replace(UpstreamState::Failed(e.to_string()));
+                    // A child that cannot initialize is stopped, so the restart policy and its
+                    // budget apply instead of staying not-ready forever.
+                    control.stop(crate::shutdown::CHILD_STOP_STEP).await;
                 }
             },
             _ = control.exited() => {}
@@ -133,7 +139,9 @@ impl Supervisor {
             "child initialized, ready"
         );
         if restarted {
-            self.router.restore(list_changed_for(&cache)).await;
+            self.router
+                .restore(list_changed_for(&cache.result["capabilities"]))
+                .await;
         }
         self.metrics.child_up.set(1);
         self.state
@@ -183,8 +191,7 @@ impl Supervisor {
 }
 
 /// The list-changed notifications that fit the child's declared capabilities.
-fn list_changed_for(cache: &InitCache) -> Vec<&'static str> {
-    let caps = &cache.result["capabilities"];
+fn list_changed_for(caps: &serde_json::Value) -> Vec<&'static str> {
     [
         ("tools", "notifications/tools/list_changed"),
         ("resources", "notifications/resources/list_changed"),
@@ -202,6 +209,126 @@ fn jitter(base: Duration) -> Duration {
     let _ = getrandom::fill(&mut byte);
     let factor = 0.8 + 0.4 * f64::from(byte[0]) / 255.0;
     base.mul_f64(factor)
+}
+
+/// What a per-session child's supervisor needs (see [`session_child`]).
+pub struct SessionChild {
+    /// The session the child serves.
+    pub key: SessionKey,
+    /// What to spawn (with the session's `--session-env` variables).
+    pub spec: ChildSpec,
+    /// Where the session finds its current child.
+    pub slot: ChildSlot,
+    /// The session's router.
+    pub router: RouterHandle,
+    /// The session's original `initialize` request, replayed to a respawned child.
+    pub init: Vec<u8>,
+    /// The session registry (the session may end meanwhile).
+    pub sessions: Arc<Sessions>,
+    /// Task owner for the child's helper tasks.
+    pub tracker: TaskTracker,
+    /// Shutdown began: stop respawning.
+    pub shutdown: CancellationToken,
+    /// Restart policy and budget (per session).
+    pub settings: RestartSettings,
+    /// Time for the replayed `initialize`.
+    pub init_timeout: Duration,
+    /// Children running in per-session mode.
+    pub children: Arc<AtomicUsize>,
+    /// Metric handles.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Per-session mode: when the session's child exits, respawn it per `--restart` (same backoff
+/// and budget as the shared child, counted per session), replay the session's original
+/// `initialize` to it and restore subscriptions and log level. When the policy or the budget
+/// says stop, or the respawn fails, the session ends (404 afterwards).
+pub async fn session_child(sc: SessionChild) {
+    let mut backoff = INITIAL_BACKOFF;
+    let mut restarts: VecDeque<Instant> = VecDeque::new();
+    loop {
+        let started = Instant::now();
+        let info = sc.slot.current().exited().await;
+        if sc.shutdown.is_cancelled() || sc.sessions.by_key(sc.key).is_none() {
+            return;
+        }
+        let restart = match sc.settings.policy {
+            RestartPolicy::Always => true,
+            RestartPolicy::OnFailure => info.code != Some(0),
+            RestartPolicy::Never => false,
+        };
+        let now = Instant::now();
+        restarts.retain(|t| now.duration_since(*t) < sc.settings.window);
+        if !restart || restarts.len() >= sc.settings.max_restarts {
+            return end_session(
+                &sc,
+                &format!("its child process {info} and is not restarted"),
+            );
+        }
+        restarts.push_back(now);
+        if started.elapsed() >= STABLE_UPTIME {
+            backoff = INITIAL_BACKOFF;
+        }
+        tokio::time::sleep(jitter(backoff)).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+        if sc.sessions.by_key(sc.key).is_none() || sc.shutdown.is_cancelled() {
+            return;
+        }
+        if let Err(why) = respawn_session_child(&sc).await {
+            return end_session(&sc, &why);
+        }
+        tracing::info!(child.pid = sc.slot.current().pid(), status = %info, "session child respawned");
+    }
+}
+
+async fn respawn_session_child(sc: &SessionChild) -> Result<(), String> {
+    let spawned = child::spawn(&sc.spec, &sc.tracker)
+        .map_err(|e| format!("cannot respawn its child: {e}"))?;
+    let control = spawned.control.clone();
+    sc.children.fetch_add(1, Ordering::SeqCst);
+    let counter = sc.children.clone();
+    let watched = control.clone();
+    sc.tracker.spawn(async move {
+        watched.exited().await;
+        counter.fetch_sub(1, Ordering::SeqCst);
+    });
+    sc.slot.replace(control);
+    sc.metrics.child_restarts.inc();
+    sc.router.attach(spawned).await;
+    let init =
+        Message::parse(&sc.init).map_err(|e| format!("stored initialize is invalid: {e}"))?;
+    let reply = sc
+        .router
+        .call(SessionKey::BRIDGE, init, sc.init_timeout, None)
+        .await;
+    let body = reply.map_err(|e| format!("its respawned child did not initialize: {e}"))?;
+    let response: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    if response.get("result").is_none() {
+        return Err(format!(
+            "its respawned child refused initialize: {response}"
+        ));
+    }
+    let note = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    sc.router
+        .notify(SessionKey::BRIDGE, Message::parse(note).expect("valid"))
+        .await;
+    sc.router
+        .restore(list_changed_for(&response["result"]["capabilities"]))
+        .await;
+    Ok(())
+}
+
+fn end_session(sc: &SessionChild, why: &str) {
+    let Some(session) = sc.sessions.by_key(sc.key) else {
+        return;
+    };
+    sc.sessions.remove(&session.id);
+    sc.metrics.sessions_active.set(sc.sessions.len() as i64);
+    tracing::info!(session.id = %session.id, reason = why, "session ended");
+    let router = sc.router.clone();
+    let key = sc.key;
+    sc.tracker
+        .spawn(async move { router.session_closed(key).await });
 }
 
 #[cfg(test)]
@@ -225,7 +352,7 @@ mod tests {
             serde_json::json!({"capabilities": {"tools": {}, "prompts": {}}, "protocolVersion": "2025-11-25"}),
         );
         assert_eq!(
-            list_changed_for(&cache),
+            list_changed_for(&cache.result["capabilities"]),
             vec![
                 "notifications/tools/list_changed",
                 "notifications/prompts/list_changed"

@@ -83,6 +83,32 @@ pub struct ChildControl {
     close_stdin: CancellationToken,
 }
 
+/// The child a session currently runs on (per-session mode): replaced when it is respawned.
+#[derive(Clone, Debug)]
+pub struct ChildSlot(std::sync::Arc<std::sync::Mutex<ChildControl>>);
+
+impl ChildSlot {
+    /// A slot holding `control`.
+    pub fn new(control: ChildControl) -> ChildSlot {
+        ChildSlot(std::sync::Arc::new(std::sync::Mutex::new(control)))
+    }
+
+    /// The child running now.
+    pub fn current(&self) -> ChildControl {
+        self.0.lock().expect("child slot lock").clone()
+    }
+
+    /// Stops the child running now (see [`ChildControl::stop`]).
+    pub async fn stop(&self, step: Duration) -> ExitInfo {
+        self.current().stop(step).await
+    }
+
+    /// Puts a respawned child in the slot.
+    pub fn replace(&self, control: ChildControl) {
+        *self.0.lock().expect("child slot lock") = control;
+    }
+}
+
 /// Spawns the child described by `spec`, with its helper tasks on `tracker`.
 ///
 /// Errors: the `io::Error` of the spawn (e.g. `NotFound` for an unknown program).

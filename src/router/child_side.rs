@@ -62,6 +62,7 @@ impl Router {
             }
         };
         let Some(entry) = self.map.resolve(up) else {
+            self.orphans.remove(&up);
             tracing::debug!(
                 upstream.id = up.0,
                 "late response (cancelled or abandoned request) dropped"
@@ -155,8 +156,18 @@ impl Router {
     }
 
     /// The client sessions (not the bridge itself) with requests in flight, in key order.
+    /// Includes the sessions of orphaned requests the child may still be working on.
     pub(super) fn busy_sessions(&self) -> Vec<SessionKey> {
         let mut busy = self.map.sessions_in_flight();
+        let now = std::time::Instant::now();
+        busy.extend(
+            self.orphans
+                .values()
+                .filter(|(_, since)| now.duration_since(*since) < super::ORPHAN_TTL)
+                .map(|(s, _)| *s),
+        );
+        busy.sort();
+        busy.dedup();
         busy.retain(|k| *k != SessionKey::BRIDGE);
         busy
     }
@@ -207,16 +218,10 @@ impl Router {
                 .send(Err(RouteError::Unavailable(how.clone())));
         }
         self.exited = Some(how);
+        self.orphans.clear();
         self.timeouts.clear();
         self.server_requests.clear();
         self.server_by_child.clear();
-        if let Some(key) = self.options.scope {
-            // Per-session mode: the session's own child is gone, and so is the session.
-            if let Some(session) = self.sessions.by_key(key) {
-                self.sessions.remove(&session.id);
-                tracing::info!(session.id = %session.id, "session ended: its child exited");
-            }
-        }
     }
 }
 

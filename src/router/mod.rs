@@ -173,6 +173,7 @@ pub fn start(
         subscriptions: state::Subscriptions::default(),
         tasks: state::TaskOwners::default(),
         child_level: None,
+        orphans: HashMap::new(),
     };
     tracker.spawn(router.run(rx, child.stdout, child.control.exit()));
     RouterHandle { tx }
@@ -334,7 +335,14 @@ struct Router {
     tasks: state::TaskOwners,
     /// The level last sent to the child with `logging/setLevel`.
     child_level: Option<crate::session::LogLevel>,
+    /// Requests no one waits for any more (abandoned, cancelled, timed out) that the child may
+    /// still be working on, with their session and since when: while any exists, a child's
+    /// request cannot be attributed to one session with certainty.
+    orphans: HashMap<UpstreamId, (SessionKey, std::time::Instant)>,
 }
+
+/// How long an orphaned request counts as possibly still running at the child.
+const ORPHAN_TTL: Duration = Duration::from_secs(600);
 
 type Stdout =
     tokio_util::codec::FramedRead<tokio::process::ChildStdout, crate::jsonrpc::codec::LineCodec>;
@@ -405,6 +413,7 @@ impl Router {
             Command::Abandon { session, id } => {
                 if let Some(up) = self.map.upstream_of(session, &id) {
                     self.map.resolve(up);
+                    self.orphan(up, session);
                 }
             }
             Command::SessionClosed { session } => self.close_session(session),
@@ -413,8 +422,17 @@ impl Router {
         }
     }
 
+    /// Remembers a request the child may still be working on although no one waits for it.
+    fn orphan(&mut self, up: UpstreamId, session: SessionKey) {
+        let now = std::time::Instant::now();
+        self.orphans
+            .retain(|_, (_, since)| now.duration_since(*since) < ORPHAN_TTL);
+        self.orphans.insert(up, (session, now));
+    }
+
     fn close_session(&mut self, session: SessionKey) {
         for (up, entry) in self.map.remove_session(session) {
+            self.orphan(up, session);
             let _ = entry
                 .payload
                 .reply

@@ -90,9 +90,17 @@ impl Router {
             upstream.id = up.0,
             "forwarding request"
         );
+        let is_set_level = msg.method() == "logging/setLevel";
         if let Err(err) = self.write_line(msg.to_json_with_id(Some(&up))) {
+            // Nothing reached the child: undo what planning recorded, so a retry goes through.
             if let Some(entry) = self.map.resolve(up) {
+                if let After::Subscribed(uri) = &entry.payload.after {
+                    self.subscriptions.unsubscribe(uri, session);
+                }
                 let _ = entry.payload.reply.send(Err(err));
+            }
+            if is_set_level {
+                self.child_level = None;
             }
         }
     }
@@ -303,6 +311,7 @@ impl Router {
                 other => RouteError::Cancelled(other),
             };
             let _ = entry.payload.reply.send(Err(err));
+            self.orphan(up, session);
         }
         self.send_cancel(up, reason);
     }

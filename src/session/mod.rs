@@ -13,7 +13,7 @@ pub mod replay;
 
 pub use caps::{ClientCaps, LogLevel};
 
-use crate::child::ChildControl;
+use crate::child::ChildSlot;
 use crate::router::RouterHandle;
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -45,7 +45,7 @@ pub struct Session {
     /// The router of the child serving this session (shared, or its own in per-session mode).
     pub router: RouterHandle,
     /// The session's own child, in per-session mode.
-    pub child: Option<ChildControl>,
+    pub child: Option<ChildSlot>,
     /// The transport the session speaks.
     pub transport: Transport,
     /// False for a connection that has not sent `initialize` yet.
@@ -82,7 +82,7 @@ pub struct NewSession {
     /// Router serving the session.
     pub router: RouterHandle,
     /// Its own child (per-session mode).
-    pub child: Option<ChildControl>,
+    pub child: Option<ChildSlot>,
     /// The transport the session speaks.
     pub transport: Transport,
     /// False for a connection (legacy SSE, WebSocket) that has not sent `initialize` yet.
@@ -345,13 +345,16 @@ impl Sessions {
         }
     }
 
-    /// Sessions with no request for `idle` and no open GET stream.
+    /// Sessions with no request for `idle`, no open GET stream and nothing in flight.
     pub fn idle(&self, idle: Duration) -> Vec<Arc<Session>> {
         let cutoff = self.now_ms().saturating_sub(idle.as_millis() as u64);
         let maps = self.maps.read().expect("sessions lock");
         maps.by_id
             .values()
-            .filter(|s| s.last_active_ms.load(Ordering::Relaxed) < cutoff && !s.has_stream())
+            .filter(|s| {
+                let quiet = s.last_active_ms.load(Ordering::Relaxed) < cutoff;
+                quiet && !s.has_stream() && s.in_flight.load(Ordering::Acquire) == 0
+            })
             .cloned()
             .collect()
     }

@@ -11,6 +11,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// What [`EventLog::push`] did with an event.
@@ -45,12 +46,35 @@ pub fn parse_event_id(id: &str) -> Option<(u32, u64)> {
     Some((stream.parse().ok()?, seq.parse().ok()?))
 }
 
+/// Most bytes one stream keeps for replay; older events are dropped first.
+pub const MAX_REPLAY_BYTES: usize = 4 * 1024 * 1024;
+/// How long a stream with no reader keeps events for a reconnect. After that, a GET stream
+/// stops keeping (a client that went away for good costs nothing) and a finished POST stream
+/// is forgotten.
+pub const RESUME_WINDOW: Duration = Duration::from_secs(60);
+
 #[derive(Debug, Default)]
 struct Inner {
     events: VecDeque<(u64, Bytes)>,
+    bytes: usize,
     next: u64,
     reader: Option<mpsc::Sender<Bytes>>,
+    /// Since when no reader is connected (`None` while one is).
+    readerless_since: Option<Instant>,
     finished: bool,
+}
+
+impl Inner {
+    fn drop_reader(&mut self) {
+        self.reader = None;
+        self.readerless_since.get_or_insert_with(Instant::now);
+    }
+
+    /// True when no reader came back within the resume window.
+    fn abandoned(&self) -> bool {
+        self.readerless_since
+            .is_some_and(|t| t.elapsed() > RESUME_WINDOW)
+    }
 }
 
 /// One stream's numbered, bounded event log and its current reader.
@@ -69,6 +93,7 @@ impl EventLog {
     pub fn new(stream: u32, cap: usize, ids: bool) -> EventLog {
         let inner = Inner {
             next: 1,
+            readerless_since: Some(Instant::now()),
             ..Inner::default()
         };
         EventLog {
@@ -95,28 +120,32 @@ impl EventLog {
         } else {
             event.clone()
         };
-        if self.cap > 0 {
-            if inner.events.len() == self.cap {
-                inner.events.pop_front();
-            }
+        let keep = self.cap > 0 && !inner.abandoned();
+        if keep {
+            inner.bytes += framed.len();
             inner.events.push_back((seq, framed.clone()));
+            while inner.events.len() > self.cap
+                || (inner.bytes > MAX_REPLAY_BYTES && inner.events.len() > 1)
+            {
+                let (_, old) = inner.events.pop_front().expect("not empty");
+                inner.bytes -= old.len();
+            }
+        } else if inner.abandoned() {
+            inner.events.clear();
+            inner.bytes = 0;
         }
-        let kept = if self.cap > 0 {
-            Push::Kept
-        } else {
-            Push::Dropped
-        };
+        let kept = if keep { Push::Kept } else { Push::Dropped };
         let Some(reader) = inner.reader.as_ref() else {
             return kept;
         };
         match reader.try_send(framed) {
             Ok(()) => Push::Sent,
             Err(mpsc::error::TrySendError::Closed(_)) => {
-                inner.reader = None;
+                inner.drop_reader();
                 kept
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
-                inner.reader = None;
+                inner.drop_reader();
                 Push::SlowConsumer
             }
         }
@@ -136,7 +165,7 @@ impl EventLog {
             None => Vec::new(),
             Some(after) => {
                 let oldest = inner.events.front().map_or(inner.next, |(seq, _)| *seq);
-                if after + 1 < oldest {
+                if after.saturating_add(1) < oldest {
                     return Err(ResumeError::Expired(format!("{}-{after}", self.stream)));
                 }
                 inner
@@ -148,7 +177,12 @@ impl EventLog {
             }
         };
         let (tx, rx) = mpsc::channel(outbox.max(1));
-        inner.reader = if inner.finished { None } else { Some(tx) };
+        if inner.finished {
+            inner.drop_reader();
+        } else {
+            inner.reader = Some(tx);
+            inner.readerless_since = None;
+        }
         Ok((replay, rx))
     }
 
@@ -157,12 +191,18 @@ impl EventLog {
     pub fn finish(&self) {
         let mut inner = self.inner.lock().expect("log lock");
         inner.finished = true;
-        inner.reader = None;
+        inner.drop_reader();
     }
 
     /// Disconnects the reader (its channel closes); the log stays for resumption.
     pub fn disconnect(&self) {
-        self.inner.lock().expect("log lock").reader = None;
+        self.inner.lock().expect("log lock").drop_reader();
+    }
+
+    /// True for a finished stream no reader came back to within the resume window.
+    fn expired(&self) -> bool {
+        let inner = self.inner.lock().expect("log lock");
+        inner.finished && inner.abandoned()
     }
 
     /// True while a reader is connected.
@@ -198,7 +238,7 @@ impl EventLog {
 }
 
 /// Most POST streams of one session kept for resumption; older ones are forgotten.
-const MAX_POST_STREAMS: usize = 64;
+const MAX_POST_STREAMS: usize = 16;
 
 /// The streams of one session: the current GET stream and the recent POST streams.
 #[derive(Debug)]
@@ -258,6 +298,7 @@ impl StreamSet {
             .attach(None, self.outbox)
             .expect("a new log has lost nothing");
         let mut posts = self.posts.lock().expect("streams lock");
+        posts.retain(|l| !l.expired());
         if posts.len() == MAX_POST_STREAMS {
             posts.pop_front();
         }
@@ -383,6 +424,25 @@ mod tests {
         assert!(log
             .priming(1000)
             .starts_with(b"id: 0-0\nretry: 1000\ndata: \n\n"));
+    }
+
+    #[test]
+    fn kept_bytes_are_bounded() {
+        let log = EventLog::new(0, 1000, true);
+        let big = Bytes::from(vec![b'x'; 1024 * 1024]);
+        for _ in 0..10 {
+            log.push(&big);
+        }
+        assert!(
+            matches!(log.attach(Some(5), 4), Err(ResumeError::Expired(_))),
+            "old events went to stay within the byte cap"
+        );
+        let (replay, _) = log.attach(Some(7), 4).unwrap();
+        assert_eq!(replay.len(), 3, "at most {MAX_REPLAY_BYTES} bytes are kept");
+        assert!(
+            log.attach(Some(u64::MAX), 4).is_ok(),
+            "a huge id does not overflow"
+        );
     }
 
     #[test]

@@ -25,6 +25,9 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::WebSocketStream;
 
+/// Longest a write to the client may block before the connection is closed as a slow consumer.
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The subprotocol MCP WebSocket clients offer.
 const SUBPROTOCOL: &str = "mcp";
 
@@ -132,12 +135,19 @@ async fn serve(
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     let close = loop {
         tokio::select! {
+            biased;
             _ = state.shutdown.cancelled() => break Some((CloseCode::Away, "mcp-bridge is shutting down")),
             out = outbox.recv() => match out {
                 Some(event) => {
                     let text = String::from_utf8_lossy(&sse::message_payload(&event)).into_owned();
-                    if ws.send(Frame::text(text)).await.is_err() {
-                        break None;
+                    // A client that stops reading must not hold this loop (and shutdown) hostage.
+                    match tokio::time::timeout(SEND_TIMEOUT, ws.send(Frame::text(text))).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => break None,
+                        Err(_) => {
+                            state.metrics.slow_consumers.inc();
+                            break Some((CloseCode::Policy, "the client did not keep up"));
+                        }
                     }
                 }
                 None => break Some((CloseCode::Policy, "session ended or the client did not keep up")),

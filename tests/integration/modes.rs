@@ -260,3 +260,79 @@ async fn per_session_mode_gives_sse_and_websocket_connections_their_own_children
         "closing the WebSocket stops its child"
     );
 }
+
+#[tokio::test]
+async fn per_session_children_are_respawned_with_the_sessions_own_initialize() {
+    let bridge = Bridge::echo(&["--isolation", "session"], &[]).await;
+    let (s, _) = Session::open(&bridge, "2025-06-18").await;
+    let sub = json!({"jsonrpc": "2.0", "id": "s", "method": "resources/subscribe", "params": {"uri": "mem://mine"}});
+    s.request(&sub).await;
+    let old = child_pid(&s).await;
+    signal(old, nix::sys::signal::Signal::SIGKILL);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let new = loop {
+        let r = s.request(&tool_call(json!("p"), "pid", json!({}))).await;
+        if let Some(text) = r["result"]["content"][0]["text"].as_str() {
+            break text.parse::<u32>().unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the session's child came back: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_ne!(old, new);
+    let touched = s
+        .request(&tool_call(
+            json!("t"),
+            "touch",
+            json!({"uri": "mem://mine"}),
+        ))
+        .await;
+    assert_eq!(
+        tool_text(&touched),
+        "updated",
+        "the subscription was restored in the new child"
+    );
+
+    let never = Bridge::echo(&["--isolation", "session", "--restart", "never"], &[]).await;
+    let (s, _) = Session::open(&never, "2025-11-25").await;
+    signal(child_pid(&s).await, nix::sys::signal::Signal::SIGKILL);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s
+        .post(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+        .await
+        .status()
+        != 404
+    {
+        assert!(
+            Instant::now() < deadline,
+            "without restarts the session ends"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn stateless_mode_still_serves_sse_and_websocket_sessions() {
+    use crate::transports::{ws_connect, ws_request, SseSession};
+    let bridge = Bridge::echo(&["--stateless"], &[]).await;
+    let mut sse = SseSession::open(&format!("http://{}", bridge.addr), "/sse", &[]).await;
+    sse.request(&initialize_body(json!(1), "2024-11-05")).await;
+    let (_, r) = sse
+        .request(&tool_call(json!(2), "echo", json!({"message": "sse"})))
+        .await;
+    assert_eq!(tool_text(&r), "sse");
+    let (mut ws, _) = ws_connect(&bridge, true).await;
+    ws_request(&mut ws, &initialize_body(json!(1), "2025-11-25")).await;
+    assert_eq!(
+        tool_text(
+            &ws_request(
+                &mut ws,
+                &tool_call(json!(2), "echo", json!({"message": "ws"}))
+            )
+            .await
+        ),
+        "ws"
+    );
+}

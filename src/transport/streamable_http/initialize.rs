@@ -5,7 +5,7 @@
 
 use super::SESSION_HEADER;
 use crate::app::{AppState, UpstreamState};
-use crate::child::{self, ChildSpec};
+use crate::child::{self, ChildSlot, ChildSpec};
 use crate::error::HttpError;
 use crate::jsonrpc::{self, Message};
 use crate::protocol;
@@ -70,7 +70,8 @@ async fn open_shared(
     let (asked, caps) = requested(&msg);
     let version = protocol::negotiate(asked.as_deref());
     let body = Bytes::from(cache.response(&id, version));
-    if state.config.stateless {
+    // Stateless Streamable HTTP keeps no session; a connection (SSE, WebSocket) always is one.
+    if state.config.stateless && transport == Transport::StreamableHttp {
         return Ok(Opened::NoSession(body));
     }
     Ok(Opened::Session(
@@ -130,6 +131,11 @@ async fn open_own_child(
     };
     let control = spawned.control.clone();
     count_down_on_exit(state, control.clone());
+    // Until the session exists, a dropped request (the client went away) must not leak the child.
+    let mut guard = StopOnDrop {
+        child: Some(control.clone()),
+        tracker: state.tracker.clone(),
+    };
     let options = RouterOptions {
         scope: Some(key),
         ..state.router_options.clone()
@@ -142,6 +148,7 @@ async fn open_own_child(
         &state.tracker,
     );
     let (_, caps) = requested(&msg);
+    let init = msg.to_json_with_id(msg.request_id());
     let body = match router.call(key, msg, state.config.init_timeout, None).await {
         Ok(body) => body,
         Err(e) => {
@@ -160,18 +167,51 @@ async fn open_own_child(
     };
     let version = protocol::supported(version).unwrap_or(protocol::LATEST_VERSION);
     tracing::info!(child.pid = control.pid(), "session child started");
+    guard.child = None;
+    let slot = ChildSlot::new(control);
+    state.tracker.spawn(crate::supervisor::session_child(
+        crate::supervisor::SessionChild {
+            key,
+            spec,
+            slot: slot.clone(),
+            router: router.clone(),
+            init,
+            sessions: state.sessions.clone(),
+            tracker: state.tracker.clone(),
+            shutdown: state.shutdown.clone(),
+            settings: state.config.restart,
+            init_timeout: state.config.init_timeout,
+            children: state.children.clone(),
+            metrics: state.metrics.clone(),
+        },
+    ));
     Ok(Opened::Session(
         NewSession {
             key,
             version,
             caps,
             router,
-            child: Some(control),
+            child: Some(slot),
             transport,
             initialized: true,
         },
         body,
     ))
+}
+
+/// Stops a just-started session child when dropped while still armed.
+struct StopOnDrop {
+    child: Option<child::ChildControl>,
+    tracker: tokio_util::task::TaskTracker,
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.take() {
+            self.tracker
+                .spawn(async move { child.stop(CHILD_STOP_STEP).await });
+        }
+    }
 }
 
 /// The `--session-env` variables taken from `headers`. Values are never logged (they may be

@@ -69,7 +69,14 @@ pub async fn handle(req: Request<Incoming>, state: &AppState) -> Result<Response
         let session = session.unwrap_or_else(|| Err(HttpError::missing_session()))?;
         return batch(&body, session.version, origin_of(&session), state).await;
     }
-    let msg = Message::parse(&body).map_err(|e| HttpError::bad_request(e.code(), e.to_string()))?;
+    let msg = match Message::parse(&body) {
+        Ok(msg) => msg,
+        // An unknown session is reported before what is wrong with the body (404, not 400).
+        Err(_) if matches!(session, Some(Err(_))) => {
+            return Err(session.expect("matched").expect_err("matched"))
+        }
+        Err(e) => return Err(HttpError::bad_request(e.code(), e.to_string())),
+    };
     if msg.kind() == Ok(Kind::Request) && msg.method() == "initialize" {
         return initialize_http(msg, &headers, state).await;
     }
