@@ -75,8 +75,11 @@ pub struct AppState {
     pub tracker: TaskTracker,
     /// Children running in per-session mode.
     pub children: Arc<std::sync::atomic::AtomicUsize>,
-    /// Fired when shutdown begins: `/readyz` goes red, streams end, new sessions are refused.
+    /// Fired when shutdown begins: `/readyz` goes red, new sessions are refused.
     pub shutdown: CancellationToken,
+    /// Fired once in-flight requests have drained (or the grace period ran out): streams and
+    /// connections close.
+    pub closing: CancellationToken,
     /// Metric handles.
     pub metrics: Arc<Metrics>,
     /// The registry `/metrics` renders.
@@ -168,6 +171,7 @@ pub async fn serve(
         tracker: tracker.clone(),
         children: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         shutdown: shutdown_token,
+        closing: CancellationToken::new(),
         metrics,
         registry,
         started: Instant::now(),

@@ -24,13 +24,19 @@ pub async fn signal() {
     tracing::info!(signal = name, "shutdown requested");
 }
 
-/// Runs the drain: readiness red, streams closed, in-flight requests finished or cut at the
-/// grace period, children stopped (the shared one, or every session's own, concurrently).
+/// Runs the drain: readiness red and new sessions refused; the requests sessions have in
+/// flight (on every transport) finish; then streams and connections close; all within the grace
+/// period; then the children stop (the shared one, or every session's own, concurrently).
 pub async fn drain(state: &AppState, graceful: GracefulShutdown) {
     state.shutdown.cancel();
-    state.sessions.close_all_streams();
     let grace = state.config.shutdown_grace;
-    if tokio::time::timeout(grace, graceful.shutdown())
+    let deadline = tokio::time::Instant::now() + grace;
+    while state.sessions.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    state.closing.cancel();
+    state.sessions.close_all_streams();
+    if tokio::time::timeout_at(deadline, graceful.shutdown())
         .await
         .is_err()
     {

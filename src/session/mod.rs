@@ -345,6 +345,15 @@ impl Sessions {
         }
     }
 
+    /// Requests all sessions have in flight right now.
+    pub fn in_flight(&self) -> usize {
+        let maps = self.maps.read().expect("sessions lock");
+        maps.by_id
+            .values()
+            .map(|s| s.in_flight.load(Ordering::Acquire))
+            .sum()
+    }
+
     /// Sessions with no request for `idle`, no open GET stream and nothing in flight.
     pub fn idle(&self, idle: Duration) -> Vec<Arc<Session>> {
         let cutoff = self.now_ms().saturating_sub(idle.as_millis() as u64);

@@ -37,7 +37,7 @@ pub fn open_stream(req: &Request<Incoming>, state: &Arc<AppState>) -> Response<B
     session_stream(
         rx,
         state.config.sse_keep_alive,
-        state.shutdown.clone(),
+        state.closing.clone(),
         vec![sse::endpoint_event(&endpoint)],
         Some(guard),
     )

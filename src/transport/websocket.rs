@@ -136,7 +136,7 @@ async fn serve(
     let close = loop {
         tokio::select! {
             biased;
-            _ = state.shutdown.cancelled() => break Some((CloseCode::Away, "mcp-bridge is shutting down")),
+            _ = state.closing.cancelled() => break Some((CloseCode::Away, "mcp-bridge is shutting down")),
             out = outbox.recv() => match out {
                 Some(event) => {
                     let text = String::from_utf8_lossy(&sse::message_payload(&event)).into_owned();

@@ -311,21 +311,36 @@ async fn websocket_binary_frames_close_with_1003_and_pings_keep_alive() {
 }
 
 #[tokio::test]
-async fn websocket_gets_a_close_frame_on_shutdown() {
+async fn websocket_requests_in_flight_finish_before_the_close_frame_on_shutdown() {
     let mut bridge = Bridge::echo(&[], &[]).await;
     let (mut ws, _) = ws_connect(&bridge, true).await;
     ws_request(&mut ws, &initialize_body(json!(1), "2025-11-25")).await;
+    ws.send(Frame::text(
+        tool_call(json!(7), "sleep", json!({"ms": 700})).to_string(),
+    ))
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
     signal(bridge.pid(), nix::sys::signal::Signal::SIGTERM);
+    let mut answered = false;
     let code = loop {
         match tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await
             .unwrap()
         {
+            Some(Ok(Frame::Text(t))) => {
+                let m: Value = serde_json::from_str(&t).unwrap();
+                answered |= m["id"] == 7 && tool_text(&m) == "slept 700 ms";
+            }
             Some(Ok(Frame::Close(Some(frame)))) => break u16::from(frame.code),
             Some(Ok(Frame::Ping(_))) => continue,
             other => panic!("expected a close frame, got {other:?}"),
         }
     };
+    assert!(
+        answered,
+        "the request in flight was answered before the connection closed"
+    );
     assert_eq!(code, 1001);
     let status = tokio::task::spawn_blocking(move || bridge.terminate())
         .await

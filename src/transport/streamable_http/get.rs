@@ -37,7 +37,7 @@ pub fn handle(req: &Request<Incoming>, state: &AppState) -> Result<Response<Body
             1,
         ));
     }
-    let (keep_alive, shutdown) = (state.config.sse_keep_alive, state.shutdown.clone());
+    let (keep_alive, shutdown) = (state.config.sse_keep_alive, state.closing.clone());
     if let Some(last) = req.headers().get("last-event-id") {
         let last = last.to_str().unwrap_or("");
         let (replay, rx) = session.streams.resume(last).map_err(|e| {
