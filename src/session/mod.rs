@@ -1,12 +1,13 @@
-//! Session registry: the Streamable HTTP sessions the bridge has handed out and the stream each
-//! one listens on (PROTOCOL.md section 2.5).
+//! Session registry: the sessions the bridge has handed out, on every transport, and the streams
+//! each one is read through (PROTOCOL.md sections 2.5 and 2.7).
 //!
-//! Owns: minting `Mcp-Session-Id` values from a CSPRNG, looking sessions up, ending them, and each
-//! session's bounded outbox towards its GET stream. Invariants: a session id is 32 lowercase hex
-//! characters (visible ASCII, 128 random bits); an ended session is never found again; at most
-//! one GET stream per session receives messages (a newer GET replaces the older one); a message
-//! for a session whose outbox is full closes that session's stream (the session stays) instead of
-//! ever blocking the router.
+//! Owns: minting session ids from a CSPRNG, looking sessions up by id or internal key, ending
+//! them, idle detection, per-session in-flight slots, and each session's [`replay::StreamSet`].
+//! Invariants: a session id is 32 lowercase hex characters (visible ASCII, 128 random bits); an
+//! ended session is never found again; at most one GET stream per session has a reader (a newer
+//! GET replaces the older one); a reader whose outbox is full is disconnected (a Streamable HTTP
+//! client may resume from the replay buffer; a connection transport's session then ends) instead
+//! of ever blocking the router.
 
 mod caps;
 pub mod replay;

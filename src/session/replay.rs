@@ -215,11 +215,6 @@ impl EventLog {
             .is_some_and(|r| !r.is_closed())
     }
 
-    /// True once [`EventLog::finish`] was called.
-    pub fn is_finished(&self) -> bool {
-        self.inner.lock().expect("log lock").finished
-    }
-
     /// The priming event (PROTOCOL.md section 2.3, 2025-11-25): an id before any event, so a
     /// client that loses the connection can resume from the start, and the reconnection delay.
     pub fn priming(&self, retry_ms: u64) -> Bytes {

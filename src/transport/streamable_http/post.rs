@@ -58,12 +58,14 @@ struct Origin {
 pub async fn handle(req: Request<Incoming>, state: &AppState) -> Result<Response<Body>, HttpError> {
     check_content_type(req.headers())?;
     check_version_header(req.headers())?;
-    let headers = req.headers().clone();
-    let accepts_sse = accepts_event_stream(&headers);
+    let headers = req.headers();
+    let accepts_sse = accepts_event_stream(headers);
     let session = match headers.contains_key(SESSION_HEADER) && !state.config.stateless {
-        true => Some(require_session(&headers, state)),
+        true => Some(require_session(headers, state)),
         false => None,
     };
+    // Taken now because the body read consumes the request; empty unless --session-env is set.
+    let child_env = initialize::child_env(&state.config.session_env, headers);
     let body = read_body(req, state.config.max_body_bytes).await?;
     if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         let session = session.unwrap_or_else(|| Err(HttpError::missing_session()))?;
@@ -78,7 +80,7 @@ pub async fn handle(req: Request<Incoming>, state: &AppState) -> Result<Response
         Err(e) => return Err(HttpError::bad_request(e.code(), e.to_string())),
     };
     if msg.kind() == Ok(Kind::Request) && msg.method() == "initialize" {
-        return initialize_http(msg, &headers, state).await;
+        return initialize_http(msg, child_env, state).await;
     }
     let origin = match (session, &state.router) {
         (Some(session), _) => origin_of(&session?),
@@ -105,7 +107,7 @@ pub async fn handle(req: Request<Incoming>, state: &AppState) -> Result<Response
 /// `initialize` over Streamable HTTP: a new session with a new key (none when stateless).
 async fn initialize_http(
     msg: Message,
-    headers: &HeaderMap,
+    child_env: Vec<(String, String)>,
     state: &AppState,
 ) -> Result<Response<Body>, HttpError> {
     if state.sessions.is_full() {
@@ -116,9 +118,8 @@ async fn initialize_http(
         return Err(initialize::too_many(&text).with_id(msg.request_id()));
     }
     let id = msg.request_id().cloned();
-    let env = initialize::child_env(&state.config.session_env, headers);
     let key = state.sessions.next_key();
-    match initialize::open(msg, key, Transport::StreamableHttp, env, state).await? {
+    match initialize::open(msg, key, Transport::StreamableHttp, child_env, state).await? {
         Opened::NoSession(body) => Ok(json_response(body)),
         Opened::Session(new, body) => {
             let session = initialize::register(state, new, id.as_ref())?;
