@@ -62,7 +62,16 @@ impl Router {
             }
         };
         let Some(entry) = self.map.resolve(up) else {
-            self.orphans.remove(&up);
+            // A task created by a request no one waits for still belongs to its session.
+            if let Some((session, _)) = self.orphans.remove(&up) {
+                let task = msg
+                    .result
+                    .as_deref()
+                    .and_then(|r| serde_json::from_str::<Value>(r.get()).ok());
+                if let Some(id) = task.as_ref().and_then(|t| t["task"]["taskId"].as_str()) {
+                    self.tasks.insert(id, session);
+                }
+            }
             tracing::debug!(
                 upstream.id = up.0,
                 "late response (cancelled or abandoned request) dropped"

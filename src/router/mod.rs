@@ -174,6 +174,7 @@ pub fn start(
         tasks: state::TaskOwners::default(),
         child_level: None,
         orphans: HashMap::new(),
+        id_prefix: random_prefix(),
     };
     tracker.spawn(router.run(rx, child.stdout, child.control.exit()));
     RouterHandle { tx }
@@ -339,6 +340,15 @@ struct Router {
     /// still be working on, with their session and since when: while any exists, a child's
     /// request cannot be attributed to one session with certainty.
     orphans: HashMap<UpstreamId, (SessionKey, std::time::Instant)>,
+    /// Random prefix of the ids the bridge gives server-to-client requests.
+    id_prefix: String,
+}
+
+/// 64 random bits as hex, from the operating system's CSPRNG.
+fn random_prefix() -> String {
+    let mut raw = [0u8; 8];
+    getrandom::fill(&mut raw).expect("the operating system CSPRNG is available");
+    raw.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// How long an orphaned request counts as possibly still running at the child.

@@ -132,11 +132,12 @@ impl Router {
             }
             "tasks/list" if self.options.scope.is_none() => Plan::Forward(After::TasksList),
             "tasks/get" | "tasks/result" | "tasks/cancel" => {
-                match param("taskId").and_then(|t| self.tasks.owner(&t)) {
-                    Some(owner) if owner != session => {
-                        Plan::Refuse(jsonrpc::INVALID_PARAMS, "unknown taskId".into())
-                    }
-                    _ => Plan::Forward(After::Nothing),
+                // Shared mode fails closed: a task id no session of ours owns is refused.
+                let owner = param("taskId").and_then(|t| self.tasks.owner(&t));
+                match owner {
+                    Some(owner) if owner == session => Plan::Forward(After::Nothing),
+                    _ if self.options.scope.is_some() => Plan::Forward(After::Nothing),
+                    _ => Plan::Refuse(jsonrpc::INVALID_PARAMS, "unknown taskId".into()),
                 }
             }
             _ if params

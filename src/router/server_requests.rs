@@ -62,7 +62,8 @@ impl Router {
                 return self.write_child_error(&child_id, jsonrpc::METHOD_NOT_FOUND, &text)
             }
         };
-        let bridge_id = RequestId::Number(self.next_server_id);
+        // Unguessable, so that no client can answer a request meant for another one.
+        let bridge_id = RequestId::String(format!("{}-{}", self.id_prefix, self.next_server_id));
         self.next_server_id += 1;
         let event = sse::message_event(&msg.to_json_with_id(Some(&bridge_id)));
         let delivered = match related {
