@@ -27,12 +27,9 @@ Output contract:
 INTEROP_TIMEOUT_S overrides the overall timeout (default 30).
 """
 
-import json
-import os
 import re
 import secrets
 import sys
-import threading
 
 import anyio
 import httpx
@@ -40,46 +37,24 @@ from mcp import ClientSession, types
 from mcp.client.sse import sse_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-ECHO_TOOL = "echo"
-SUM_TOOL = "get-sum"
+from common import (
+    ECHO_TOOL,
+    SUM_TOOL,
+    TIMEOUT_S,
+    CheckFailed,
+    check,
+    check_echo,
+    check_read_first_resource,
+    check_sum,
+    check_tools_listed,
+    list_all,
+    run_main,
+    text_of,
+)
+
 LONG_TOOL = "trigger-long-running-operation"
 LONG_DURATION = 1
 LONG_STEPS = 3
-TIMEOUT_S = float(os.environ.get("INTEROP_TIMEOUT_S", "30"))
-MAX_PAGES = 50
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise CheckFailed(msg)
-
-
-def text_of(content) -> str:
-    return "\n".join(
-        c.text for c in (content or []) if getattr(c, "type", None) == "text" and isinstance(c.text, str)
-    )
-
-
-async def list_all(method, key: str) -> list:
-    """Collect every page of session.list_tools / list_resources."""
-    items: list = []
-    cursor = None
-    for _ in range(MAX_PAGES):
-        if cursor is None:
-            res = await method()
-        else:
-            res = await method(params=types.PaginatedRequestParams(cursor=cursor))
-        page = getattr(res, key, None)
-        check(isinstance(page, list), f"{key} list result has no '{key}' list: {res!r}")
-        items.extend(page)
-        cursor = getattr(res, "nextCursor", None)
-        if not cursor:
-            return items
-    raise CheckFailed(f"{key} list did not finish within {MAX_PAGES} pages")
 
 
 async def run(url: str) -> dict:
@@ -123,20 +98,11 @@ async def run(url: str) -> dict:
                 raise CheckFailed(f"initialize failed: {e!r}") from e
 
             tools = await list_all(session.list_tools, "tools")
-            tool_names = [t.name for t in tools]
-            for name in (ECHO_TOOL, SUM_TOOL, LONG_TOOL):
-                check(name in tool_names, f"tool '{name}' not listed; tools: {tool_names}")
+            check_tools_listed(tools, (ECHO_TOOL, SUM_TOOL, LONG_TOOL))
 
             echo_message = f"hello from py over sse {secrets.token_hex(4)}"
-            echo = await session.call_tool(ECHO_TOOL, {"message": echo_message})
-            check(not echo.isError, f"{ECHO_TOOL} returned isError: {echo!r}")
-            echo_text = text_of(echo.content)
-            check(echo_message in echo_text, f"{ECHO_TOOL} text {echo_text!r} does not contain {echo_message!r}")
-
-            total = await session.call_tool(SUM_TOOL, {"a": 2, "b": 3})
-            check(not total.isError, f"{SUM_TOOL} returned isError: {total!r}")
-            sum_text = text_of(total.content)
-            check(re.search(r"\b5\b", sum_text) is not None, f"{SUM_TOOL}(2,3) text {sum_text!r} does not contain 5")
+            await check_echo(session, echo_message)
+            await check_sum(session)
 
             handled: list[tuple[float, float | None]] = []
 
@@ -179,12 +145,7 @@ async def run(url: str) -> dict:
 
             resources = await list_all(session.list_resources, "resources")
             check(len(resources) > 0, "resources/list returned no resources")
-            first = resources[0]
-            read_res = await session.read_resource(first.uri)
-            check(len(read_res.contents) > 0, f"resources/read {first.uri} returned no contents")
-            c0 = read_res.contents[0]
-            body = getattr(c0, "text", None) or getattr(c0, "blob", None)
-            check(bool(body), f"resources/read {first.uri} first content is empty: {c0!r}"[:400])
+            await check_read_first_resource(session, resources)
 
             # A server may answer a POST only after it has sent the response on the
             # stream: wait (bounded) until every POST that went out has its status.
@@ -212,48 +173,18 @@ async def run(url: str) -> dict:
     return figures
 
 
-def describe(exc: BaseException) -> str:
-    """Unwrap anyio/asyncio ExceptionGroups into a readable message."""
-    if isinstance(exc, CheckFailed):
-        return str(exc)
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(describe(e) for e in exc.exceptions)
+def describe_httpx(exc: BaseException) -> str | None:
+    """Readable messages for HTTP errors (other exceptions: common.describe)."""
     if isinstance(exc, httpx.HTTPStatusError):
         return f"HTTP {exc.response.status_code} from {exc.request.method} {exc.request.url}"
     if isinstance(exc, httpx.TransportError):
         where = f" ({exc.request.method} {exc.request.url})" if getattr(exc, "_request", None) else ""
         return f"connection failed{where}: {type(exc).__name__}: {exc}"
-    return f"unexpected error: {type(exc).__name__}: {exc}"
-
-
-def on_timeout() -> None:
-    # Hard watchdog: fires even if the event loop or transport teardown is stuck
-    # (sse_client only logs a failed POST; the pending request then never completes).
-    print(f"py_sse_client: FAIL: overall timeout of {TIMEOUT_S:g} s exceeded", file=sys.stderr, flush=True)
-    os._exit(1)
-
-
-async def main(url: str) -> int:
-    result = await run(url)
-    print(json.dumps({"ok": True, "client": "py", **result}, separators=(",", ":")), flush=True)
-    return 0
+    return None
 
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or not re.match(r"^https?://", sys.argv[1]):
         print("usage: python py_sse_client.py http://HOST:PORT/sse", file=sys.stderr)
         sys.exit(2)
-    watchdog = threading.Timer(TIMEOUT_S, on_timeout)
-    watchdog.daemon = True
-    watchdog.start()
-    try:
-        code = anyio.run(main, sys.argv[1])
-    except KeyboardInterrupt:
-        raise
-    except BaseException as e:  # noqa: BLE001  (includes ExceptionGroup)
-        if isinstance(e, SystemExit):
-            raise
-        print(f"py_sse_client: FAIL: {describe(e)}", file=sys.stderr, flush=True)
-        os._exit(1)
-    watchdog.cancel()
-    sys.exit(code)
+    run_main("py_sse_client", run, sys.argv[1], detail=describe_httpx)

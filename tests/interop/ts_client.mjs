@@ -17,44 +17,21 @@
 
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import {
+  ECHO_TOOL,
+  SUM_TOOL,
+  check,
+  checkEcho,
+  checkReadFirstResource,
+  checkSum,
+  checkToolsListed,
+  fail,
+  listAll,
+  runMain,
+} from "./common.mjs";
 
-const ECHO_TOOL = "echo";
-const SUM_TOOL = "get-sum";
 const SIMPLE_PROMPT = "simple-prompt";
 const ECHO_MESSAGE = "hello from ts";
-const TIMEOUT_MS = Number(process.env.INTEROP_TIMEOUT_MS || 30000);
-const MAX_PAGES = 50;
-
-class CheckFailed extends Error {}
-
-function fail(msg) {
-  throw new CheckFailed(msg);
-}
-
-function check(cond, msg) {
-  if (!cond) fail(msg);
-}
-
-function textOf(content) {
-  return (content || [])
-    .filter((c) => c && c.type === "text" && typeof c.text === "string")
-    .map((c) => c.text)
-    .join("\n");
-}
-
-// Collect every page of a paginated list call.
-async function listAll(fn, key) {
-  const items = [];
-  let cursor;
-  for (let page = 0; page < MAX_PAGES; page++) {
-    const res = await fn(cursor === undefined ? undefined : { cursor });
-    check(Array.isArray(res?.[key]), `${key} list result has no '${key}' array: ${JSON.stringify(res)}`);
-    items.push(...res[key]);
-    if (!res.nextCursor) return items;
-    cursor = res.nextCursor;
-  }
-  fail(`${key} list did not finish within ${MAX_PAGES} pages`);
-}
 
 async function main(url) {
   let endpoint;
@@ -74,9 +51,7 @@ async function main(url) {
   }
 
   const tools = await listAll((p) => client.listTools(p), "tools");
-  const toolNames = tools.map((t) => t.name);
-  check(toolNames.includes(ECHO_TOOL), `tool '${ECHO_TOOL}' not listed; tools: ${JSON.stringify(toolNames)}`);
-  check(toolNames.includes(SUM_TOOL), `tool '${SUM_TOOL}' not listed; tools: ${JSON.stringify(toolNames)}`);
+  checkToolsListed(tools, [ECHO_TOOL, SUM_TOOL]);
 
   const resources = await listAll((p) => client.listResources(p), "resources");
   check(resources.length > 0, "resources/list returned no resources");
@@ -88,30 +63,9 @@ async function main(url) {
     `prompt '${SIMPLE_PROMPT}' not listed; prompts: ${JSON.stringify(promptNames)}`,
   );
 
-  const echo = await client.callTool({ name: ECHO_TOOL, arguments: { message: ECHO_MESSAGE } });
-  check(!echo.isError, `${ECHO_TOOL} returned isError: ${JSON.stringify(echo)}`);
-  const echoText = textOf(echo.content);
-  check(
-    echoText.includes(ECHO_MESSAGE),
-    `${ECHO_TOOL} text ${JSON.stringify(echoText)} does not contain ${JSON.stringify(ECHO_MESSAGE)}`,
-  );
-
-  const sum = await client.callTool({ name: SUM_TOOL, arguments: { a: 2, b: 3 } });
-  check(!sum.isError, `${SUM_TOOL} returned isError: ${JSON.stringify(sum)}`);
-  const sumText = textOf(sum.content);
-  check(/\b5\b/.test(sumText), `${SUM_TOOL}(2,3) text ${JSON.stringify(sumText)} does not contain 5`);
-
-  const first = resources[0];
-  const read = await client.readResource({ uri: first.uri });
-  check(
-    Array.isArray(read?.contents) && read.contents.length > 0,
-    `resources/read ${first.uri} returned no contents: ${JSON.stringify(read)}`,
-  );
-  const c0 = read.contents[0];
-  check(
-    (typeof c0.text === "string" && c0.text.length > 0) || (typeof c0.blob === "string" && c0.blob.length > 0),
-    `resources/read ${first.uri} first content is empty: ${JSON.stringify(c0).slice(0, 300)}`,
-  );
+  await checkEcho(client, ECHO_MESSAGE);
+  await checkSum(client);
+  await checkReadFirstResource(client, resources);
 
   const prompt = await client.getPrompt({ name: SIMPLE_PROMPT });
   check(
@@ -135,21 +89,4 @@ if (!url || process.argv.length !== 3) {
   process.exit(2);
 }
 
-const timer = setTimeout(() => {
-  process.stderr.write(`ts_client: FAIL: overall timeout of ${TIMEOUT_MS} ms exceeded\n`);
-  process.exit(1);
-}, TIMEOUT_MS);
-
-main(url).then(
-  (counts) => {
-    clearTimeout(timer);
-    process.stdout.write(JSON.stringify({ ok: true, client: "ts", ...counts }) + "\n");
-    process.exit(0);
-  },
-  (err) => {
-    clearTimeout(timer);
-    const msg = err instanceof CheckFailed ? err.message : `unexpected error: ${err?.stack ?? err}`;
-    process.stderr.write(`ts_client: FAIL: ${msg}\n`);
-    process.exit(1);
-  },
-);
+runMain("ts_client", () => main(url));

@@ -143,43 +143,30 @@ import {
   ElicitRequestSchema,
   ResourceUpdatedNotificationSchema,
 } from "@modelcontextprotocol/sdk/types.js";
+import {
+  CheckFailed,
+  ECHO_TOOL,
+  LONG_TOOL,
+  check,
+  errMsg,
+  fail,
+  listAll,
+  runMain,
+  sleep,
+  tapTransport,
+  textOf,
+} from "./common.mjs";
 
-const TIMEOUT_MS = Number(process.env.INTEROP_TIMEOUT_MS || 30000);
-const LONG_TOOL = "trigger-long-running-operation";
 const SAMPLING_TOOL = "trigger-sampling-request";
 const ELICITATION_TOOL = "trigger-elicitation-request";
 const TOGGLE_UPDATES_TOOL = "toggle-subscriber-updates";
-const ECHO_TOOL = "echo";
 const SUBSCRIBE_URI = "demo://resource/dynamic/text/1";
 const UPDATE_PERIOD_MS = 5000; // server-everything's fixed resource-update cadence
-const MAX_PAGES = 50;
 const SCENARIOS = ["progress", "sampling", "elicitation", "subscribe", "cancel", "mixed", "mixed-elicit"];
 const N_SCENARIOS = ["mixed", "mixed-elicit"]; // scenarios taking a client count
 
-class CheckFailed extends Error {}
-
-function fail(msg) {
-  throw new CheckFailed(msg);
-}
-
-function check(cond, msg) {
-  if (!cond) fail(msg);
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const now = () => Date.now();
 const rnd = () => Math.random().toString(36).slice(2, 10);
-
-function textOf(content) {
-  return (content || [])
-    .filter((c) => c && c.type === "text" && typeof c.text === "string")
-    .map((c) => c.text)
-    .join("\n");
-}
-
-function errMsg(e) {
-  return e?.message ?? String(e);
-}
 
 // Resolve/reject with the promise, or reject after ms.
 function withTimeout(promise, ms, what) {
@@ -219,26 +206,11 @@ async function makeClient(url, label, capabilities = {}) {
   };
   const transport = new StreamableHTTPClientTransport(new URL(url), { fetch: fetchWrap });
 
-  // Wrap whatever onmessage handler the SDK installs, so every inbound message is recorded first.
-  let inner;
-  Object.defineProperty(transport, "onmessage", {
-    configurable: true,
-    get: () => inner,
-    set: (h) => {
-      inner =
-        typeof h === "function"
-          ? (msg, extra) => {
-              state.events.push({ dir: "in", msg, t: now() });
-              return h(msg, extra);
-            }
-          : h;
-    },
-  });
-  const origSend = transport.send.bind(transport);
-  transport.send = (msg, opts) => {
-    state.events.push({ dir: "out", msg, t: now() });
-    return origSend(msg, opts);
-  };
+  tapTransport(
+    transport,
+    (msg) => state.events.push({ dir: "in", msg, t: now() }),
+    (msg) => state.events.push({ dir: "out", msg, t: now() }),
+  );
 
   const client = new Client({ name: `mcp-bridge-interop-ts-${label}`, version: "0.0.0" }, { capabilities });
   client.onerror = (e) => state.errors.push(errMsg(e));
@@ -267,16 +239,8 @@ async function closeClient(c) {
 }
 
 async function listToolNames(c) {
-  const names = [];
-  let cursor;
-  for (let page = 0; page < MAX_PAGES; page++) {
-    const res = await c.client.listTools(cursor === undefined ? undefined : { cursor });
-    check(Array.isArray(res?.tools), `${c.label}: tools/list result has no 'tools' array: ${JSON.stringify(res)}`);
-    names.push(...res.tools.map((t) => t.name));
-    if (!res.nextCursor) return names;
-    cursor = res.nextCursor;
-  }
-  fail(`${c.label}: tools/list did not finish within ${MAX_PAGES} pages`);
+  const tools = await listAll((p) => c.client.listTools(p), "tools", `${c.label}: tools/list`);
+  return tools.map((t) => t.name);
 }
 
 // server-everything registers the capability-dependent tools in its
@@ -895,11 +859,6 @@ try {
   process.exit(1);
 }
 
-const timer = setTimeout(() => {
-  process.stderr.write(`ts_features ${scenario}: FAIL: overall timeout of ${TIMEOUT_MS} ms exceeded\n`);
-  process.exit(1);
-}, TIMEOUT_MS);
-
 const run = {
   progress: () => scenarioProgress(url),
   sampling: () => scenarioSampling(url),
@@ -910,16 +869,4 @@ const run = {
   "mixed-elicit": () => scenarioMixedElicit(url, n, allowRefused),
 }[scenario];
 
-run().then(
-  (figures) => {
-    clearTimeout(timer);
-    process.stdout.write(JSON.stringify({ ok: true, client: "ts", scenario, ...figures }) + "\n");
-    process.exit(0);
-  },
-  (err) => {
-    clearTimeout(timer);
-    const msg = err instanceof CheckFailed ? err.message : `unexpected error: ${err?.stack ?? err}`;
-    process.stderr.write(`ts_features ${scenario}: FAIL: ${msg}\n`);
-    process.exit(1);
-  },
-);
+runMain(`ts_features ${scenario}`, async () => ({ scenario, ...(await run()) }));

@@ -43,51 +43,26 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
 import { WebSocketClientTransport } from "@modelcontextprotocol/sdk/client/websocket.js";
+import {
+  ECHO_TOOL,
+  LONG_TOOL,
+  SUM_TOOL,
+  check,
+  checkEcho,
+  checkReadFirstResource,
+  checkSum,
+  checkToolsListed,
+  errMsg,
+  fail,
+  listAll,
+  runMain,
+  sleep,
+  tapTransport,
+  textOf,
+} from "./common.mjs";
 
-const ECHO_TOOL = "echo";
-const SUM_TOOL = "get-sum";
-const LONG_TOOL = "trigger-long-running-operation";
 const LONG_DURATION = 1;
 const LONG_STEPS = 3;
-const TIMEOUT_MS = Number(process.env.INTEROP_TIMEOUT_MS || 30000);
-const MAX_PAGES = 50;
-
-class CheckFailed extends Error {}
-
-function fail(msg) {
-  throw new CheckFailed(msg);
-}
-
-function check(cond, msg) {
-  if (!cond) fail(msg);
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function textOf(content) {
-  return (content || [])
-    .filter((c) => c && c.type === "text" && typeof c.text === "string")
-    .map((c) => c.text)
-    .join("\n");
-}
-
-function errMsg(e) {
-  return e?.message ?? String(e);
-}
-
-// Collect every page of a paginated list call.
-async function listAll(fn, key) {
-  const items = [];
-  let cursor;
-  for (let page = 0; page < MAX_PAGES; page++) {
-    const res = await fn(cursor === undefined ? undefined : { cursor });
-    check(Array.isArray(res?.[key]), `${key} list result has no '${key}' array: ${JSON.stringify(res)}`);
-    items.push(...res[key]);
-    if (!res.nextCursor) return items;
-    cursor = res.nextCursor;
-  }
-  fail(`${key} list did not finish within ${MAX_PAGES} pages`);
-}
 
 async function ensureWebSocket() {
   if (typeof globalThis.WebSocket === "function") return "native";
@@ -99,24 +74,6 @@ async function ensureWebSocket() {
   }
   globalThis.WebSocket = mod.WebSocket ?? mod.default;
   return "ws";
-}
-
-// Record every inbound message in wire order, before the SDK handles it.
-function tapInbound(transport, events) {
-  let inner;
-  Object.defineProperty(transport, "onmessage", {
-    configurable: true,
-    get: () => inner,
-    set: (h) => {
-      inner =
-        typeof h === "function"
-          ? (msg, extra) => {
-              events.push(msg);
-              return h(msg, extra);
-            }
-          : h;
-    },
-  });
 }
 
 const isResponseTo = (m, id) => m && m.method === undefined && m.id === id && ("result" in m || "error" in m);
@@ -151,15 +108,11 @@ async function main(mode, url) {
     transport = new WebSocketClientTransport(endpoint);
   }
 
+  // Record every message in wire order, inbound ones before the SDK handles them.
   const inbound = [];
-  const transportErrors = [];
-  tapInbound(transport, inbound);
-  const origSend = transport.send.bind(transport);
   const sent = [];
-  transport.send = (msg, opts) => {
-    sent.push(msg);
-    return origSend(msg, opts);
-  };
+  const transportErrors = [];
+  tapTransport(transport, (msg) => inbound.push(msg), (msg) => sent.push(msg));
 
   const client = new Client({ name: "mcp-bridge-interop-ts-transports", version: "0.0.0" }, { capabilities: {} });
   client.onerror = (e) => transportErrors.push(errMsg(e));
@@ -180,24 +133,11 @@ async function main(mode, url) {
   }
 
   const tools = await listAll((p) => client.listTools(p), "tools");
-  const toolNames = tools.map((t) => t.name);
-  for (const name of [ECHO_TOOL, SUM_TOOL, LONG_TOOL]) {
-    check(toolNames.includes(name), `tool '${name}' not listed; tools: ${JSON.stringify(toolNames)}`);
-  }
+  checkToolsListed(tools, [ECHO_TOOL, SUM_TOOL, LONG_TOOL]);
 
   const echoMessage = `hello from ts over ${mode} ${Math.random().toString(36).slice(2, 10)}`;
-  const echo = await client.callTool({ name: ECHO_TOOL, arguments: { message: echoMessage } });
-  check(!echo.isError, `${ECHO_TOOL} returned isError: ${JSON.stringify(echo)}`);
-  const echoText = textOf(echo.content);
-  check(
-    echoText.includes(echoMessage),
-    `${ECHO_TOOL} text ${JSON.stringify(echoText)} does not contain ${JSON.stringify(echoMessage)}`,
-  );
-
-  const sum = await client.callTool({ name: SUM_TOOL, arguments: { a: 2, b: 3 } });
-  check(!sum.isError, `${SUM_TOOL} returned isError: ${JSON.stringify(sum)}`);
-  const sumText = textOf(sum.content);
-  check(/\b5\b/.test(sumText), `${SUM_TOOL}(2,3) text ${JSON.stringify(sumText)} does not contain 5`);
+  await checkEcho(client, echoMessage);
+  await checkSum(client);
 
   // Progress: the SDK puts _meta.progressToken (= the request id) on the call.
   const handled = [];
@@ -295,17 +235,7 @@ async function main(mode, url) {
 
   const resources = await listAll((p) => client.listResources(p), "resources");
   check(resources.length > 0, "resources/list returned no resources");
-  const first = resources[0];
-  const read = await client.readResource({ uri: first.uri });
-  check(
-    Array.isArray(read?.contents) && read.contents.length > 0,
-    `resources/read ${first.uri} returned no contents: ${JSON.stringify(read)}`,
-  );
-  const c0 = read.contents[0];
-  check(
-    (typeof c0.text === "string" && c0.text.length > 0) || (typeof c0.blob === "string" && c0.blob.length > 0),
-    `resources/read ${first.uri} first content is empty: ${JSON.stringify(c0).slice(0, 300)}`,
-  );
+  await checkReadFirstResource(client, resources);
 
   const stray = transportErrors.filter(
     (e) => /unknown message id/i.test(e) || (/unknown token/i.test(e) && !e.includes(`"progressToken":${JSON.stringify(token)}`)),
@@ -330,21 +260,4 @@ if (process.argv.length !== 4 || (mode !== "sse" && mode !== "ws")) {
   process.exit(2);
 }
 
-const timer = setTimeout(() => {
-  process.stderr.write(`ts_transports(${mode}): FAIL: overall timeout of ${TIMEOUT_MS} ms exceeded\n`);
-  process.exit(1);
-}, TIMEOUT_MS);
-
-main(mode, url).then(
-  (figures) => {
-    clearTimeout(timer);
-    process.stdout.write(JSON.stringify({ ok: true, client: "ts", ...figures }) + "\n");
-    process.exit(0);
-  },
-  (err) => {
-    clearTimeout(timer);
-    const msg = err instanceof CheckFailed ? err.message : `unexpected error: ${err?.stack ?? err}`;
-    process.stderr.write(`ts_transports(${mode}): FAIL: ${msg}\n`);
-    process.exit(1);
-  },
-);
+runMain(`ts_transports(${mode})`, () => main(mode, url));
