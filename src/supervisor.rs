@@ -69,8 +69,7 @@ impl Supervisor {
     /// Runs until shutdown, the policy says stop, or the restart budget is spent. `control` is
     /// the child already attached to the router.
     pub async fn run(self, mut control: ChildControl) {
-        let mut backoff = INITIAL_BACKOFF;
-        let mut restarts: VecDeque<Instant> = VecDeque::new();
+        let mut restarts = Restarts::new(self.settings);
         let mut restarted = false;
         loop {
             let started = Instant::now();
@@ -79,22 +78,20 @@ impl Supervisor {
             if self.shutdown.is_cancelled() {
                 return;
             }
-            if !self.should_restart(info) {
-                self.state
-                    .send_replace(UpstreamState::Exited(info.to_string()));
-                return;
-            }
-            if started.elapsed() >= STABLE_UPTIME {
-                backoff = INITIAL_BACKOFF;
-            }
-            let now = Instant::now();
-            restarts.retain(|t| now.duration_since(*t) < self.settings.window);
-            if restarts.len() >= self.settings.max_restarts {
-                return self.give_up(info, restarts.len());
-            }
-            restarts.push_back(now);
-            let wait = jitter(backoff);
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            let wait = match restarts.next(info, started.elapsed()) {
+                Decision::Restart(wait) => wait,
+                Decision::Stop => {
+                    self.state
+                        .send_replace(UpstreamState::Exited(info.to_string()));
+                    return;
+                }
+                Decision::GiveUp(count) => {
+                    let window = self.settings.window.as_secs();
+                    return self.fail(format!(
+                        "child process {info}; giving up after {count} restarts within {window} s (--max-restarts, --restart-window)"
+                    ));
+                }
+            };
             self.state.send_replace(UpstreamState::Restarting(format!(
                 "child process {info}; restarting in {} ms",
                 wait.as_millis()
@@ -148,19 +145,8 @@ impl Supervisor {
             .send_replace(UpstreamState::Ready(Arc::new(cache)));
     }
 
-    fn should_restart(&self, info: ExitInfo) -> bool {
-        match self.settings.policy {
-            RestartPolicy::Always => true,
-            RestartPolicy::OnFailure => info.code != Some(0),
-            RestartPolicy::Never => false,
-        }
-    }
-
-    fn give_up(&self, info: ExitInfo, count: usize) {
-        let why = format!(
-            "child process {info}; giving up after {count} restarts within {} s (--max-restarts, --restart-window)",
-            self.settings.window.as_secs()
-        );
+    /// Gives up for good: not ready with `why`, and the bridge drains and exits 1.
+    fn fail(&self, why: String) {
         tracing::error!(reason = %why, "child supervision gave up");
         self.state.send_replace(UpstreamState::Failed(why.clone()));
         *self.fatal_reason.lock().expect("fatal lock") = Some(why);
@@ -179,14 +165,69 @@ impl Supervisor {
                 Some(control)
             }
             Err(e) => {
-                let why = format!("cannot restart the child {:?}: {e}", self.spec.program);
-                tracing::error!(reason = %why, "child supervision gave up");
-                self.state.send_replace(UpstreamState::Failed(why.clone()));
-                *self.fatal_reason.lock().expect("fatal lock") = Some(why);
-                self.fatal.cancel();
+                self.fail(format!(
+                    "cannot restart the child {:?}: {e}",
+                    self.spec.program
+                ));
                 None
             }
         }
+    }
+}
+
+/// What to do after a child exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Restart after this wait.
+    Restart(Duration),
+    /// The policy says no restart.
+    Stop,
+    /// The budget is spent: this many restarts happened within the window.
+    GiveUp(usize),
+}
+
+/// Restart bookkeeping (pure): the policy, the sliding-window budget and the backoff with
+/// jitter, reset after a stable run.
+#[derive(Debug)]
+pub struct Restarts {
+    settings: RestartSettings,
+    recent: VecDeque<Instant>,
+    backoff: Duration,
+}
+
+impl Restarts {
+    /// Fresh bookkeeping for `settings`.
+    pub fn new(settings: RestartSettings) -> Self {
+        Restarts {
+            settings,
+            recent: VecDeque::new(),
+            backoff: INITIAL_BACKOFF,
+        }
+    }
+
+    /// Decides after an exit `info` of a child that ran for `uptime`.
+    pub fn next(&mut self, info: ExitInfo, uptime: Duration) -> Decision {
+        let restart = match self.settings.policy {
+            RestartPolicy::Always => true,
+            RestartPolicy::OnFailure => info.code != Some(0),
+            RestartPolicy::Never => false,
+        };
+        if !restart {
+            return Decision::Stop;
+        }
+        let now = Instant::now();
+        self.recent
+            .retain(|t| now.duration_since(*t) < self.settings.window);
+        if self.recent.len() >= self.settings.max_restarts {
+            return Decision::GiveUp(self.recent.len());
+        }
+        self.recent.push_back(now);
+        if uptime >= STABLE_UPTIME {
+            self.backoff = INITIAL_BACKOFF;
+        }
+        let wait = jitter(self.backoff);
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        Decision::Restart(wait)
     }
 }
 
@@ -244,33 +285,20 @@ pub struct SessionChild {
 /// `initialize` to it and restore subscriptions and log level. When the policy or the budget
 /// says stop, or the respawn fails, the session ends (404 afterwards).
 pub async fn session_child(sc: SessionChild) {
-    let mut backoff = INITIAL_BACKOFF;
-    let mut restarts: VecDeque<Instant> = VecDeque::new();
+    let mut restarts = Restarts::new(sc.settings);
     loop {
         let started = Instant::now();
         let info = sc.slot.current().exited().await;
         if sc.shutdown.is_cancelled() || sc.sessions.by_key(sc.key).is_none() {
             return;
         }
-        let restart = match sc.settings.policy {
-            RestartPolicy::Always => true,
-            RestartPolicy::OnFailure => info.code != Some(0),
-            RestartPolicy::Never => false,
-        };
-        let now = Instant::now();
-        restarts.retain(|t| now.duration_since(*t) < sc.settings.window);
-        if !restart || restarts.len() >= sc.settings.max_restarts {
+        let Decision::Restart(wait) = restarts.next(info, started.elapsed()) else {
             return end_session(
                 &sc,
                 &format!("its child process {info} and is not restarted"),
             );
-        }
-        restarts.push_back(now);
-        if started.elapsed() >= STABLE_UPTIME {
-            backoff = INITIAL_BACKOFF;
-        }
-        tokio::time::sleep(jitter(backoff)).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        };
+        tokio::time::sleep(wait).await;
         if sc.sessions.by_key(sc.key).is_none() || sc.shutdown.is_cancelled() {
             return;
         }
@@ -334,6 +362,48 @@ fn end_session(sc: &SessionChild, why: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn settings(policy: RestartPolicy) -> RestartSettings {
+        RestartSettings {
+            policy,
+            max_restarts: 2,
+            window: Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn restarts_follow_policy_budget_and_backoff() {
+        let crash = ExitInfo {
+            code: None,
+            signal: Some(9),
+        };
+        let clean = ExitInfo {
+            code: Some(0),
+            signal: None,
+        };
+        let mut r = Restarts::new(settings(RestartPolicy::Always));
+        let first = r.next(crash, Duration::ZERO);
+        let second = r.next(crash, Duration::ZERO);
+        match (first, second) {
+            (Decision::Restart(a), Decision::Restart(b)) => {
+                assert!(b > a, "backoff grows: {a:?} then {b:?}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(r.next(crash, Duration::ZERO), Decision::GiveUp(2));
+        assert_eq!(
+            Restarts::new(settings(RestartPolicy::OnFailure)).next(clean, Duration::ZERO),
+            Decision::Stop
+        );
+        assert!(matches!(
+            Restarts::new(settings(RestartPolicy::OnFailure)).next(crash, Duration::ZERO),
+            Decision::Restart(_)
+        ));
+        assert_eq!(
+            Restarts::new(settings(RestartPolicy::Never)).next(crash, Duration::ZERO),
+            Decision::Stop
+        );
+    }
 
     #[test]
     fn jitter_stays_within_twenty_percent() {

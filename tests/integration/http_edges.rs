@@ -299,14 +299,7 @@ async fn request_timeout_yields_a_timeout_error() {
 #[tokio::test]
 async fn health_ready_and_metrics_endpoints() {
     let bridge = Bridge::echo(&[], &[]).await;
-    let health: Value = http()
-        .get(bridge.at("/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = get_json(&bridge, "/healthz").await;
     assert_eq!(health["status"], "ok");
     assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
     let ready = http().get(bridge.at("/readyz")).send().await.unwrap();

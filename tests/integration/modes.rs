@@ -5,12 +5,6 @@ use crate::support::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-async fn child_pid(s: &Session) -> u32 {
-    tool_text(&s.request(&tool_call(json!("pid"), "pid", json!({}))).await)
-        .parse()
-        .unwrap()
-}
-
 async fn wait_gone(pid: u32) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
     while process_alive(pid) && Instant::now() < deadline {

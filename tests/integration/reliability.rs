@@ -6,12 +6,6 @@ use crate::support::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-async fn child_pid(s: &Session) -> u32 {
-    tool_text(&s.request(&tool_call(json!("pid"), "pid", json!({}))).await)
-        .parse()
-        .unwrap()
-}
-
 /// Peak resident memory of `pid` in KiB (VmHWM).
 fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -122,14 +116,7 @@ async fn on_failure_does_not_restart_a_clean_exit() {
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let body: Value = http()
-            .get(bridge.at("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body: Value = get_json(&bridge, "/readyz").await;
         if body["reason"]
             .as_str()
             .unwrap_or("")

@@ -5,12 +5,6 @@ use crate::support::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-async fn child_pid(s: &Session) -> u32 {
-    tool_text(&s.request(&tool_call(json!("pid"), "pid", json!({}))).await)
-        .parse()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn sigterm_completes_the_in_flight_request_and_leaves_no_child() {
     let mut bridge = Bridge::echo(&[], &[]).await;

@@ -348,6 +348,25 @@ pub fn sse_messages(text: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The pid of the child serving `s` (the echo child's `pid` tool).
+pub async fn child_pid(s: &Session) -> u32 {
+    tool_text(&s.request(&tool_call(json!("pid"), "pid", json!({}))).await)
+        .parse()
+        .unwrap()
+}
+
+/// GETs `path` on the bridge and parses the JSON body.
+pub async fn get_json(bridge: &Bridge, path: &str) -> Value {
+    http()
+        .get(bridge.at(path))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// The bridge's `/metrics` text.
 pub async fn metrics_text(bridge: &Bridge) -> String {
     http()

@@ -369,14 +369,7 @@ async fn transports_can_be_switched_off() {
             .status(),
         404
     );
-    let health: Value = http()
-        .get(bridge.at("/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = get_json(&bridge, "/healthz").await;
     assert_eq!(health["transports"], json!(["streamable-http"]));
     let bridge = Bridge::echo(&["--transports", "sse,ws"], &[]).await;
     let init = post_json(
@@ -387,14 +380,7 @@ async fn transports_can_be_switched_off() {
     )
     .await;
     assert_eq!(init.status(), 404);
-    let health: Value = http()
-        .get(bridge.at("/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = get_json(&bridge, "/healthz").await;
     assert_eq!(health["transports"], json!(["sse", "websocket"]));
 }
 
