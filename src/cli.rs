@@ -69,11 +69,14 @@ pub enum RestartPolicy {
 /// How POST requests are answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ResponseMode {
-    /// SSE when the client accepts it and the request may produce related messages.
+    /// For requests that may produce related messages, when the client accepts SSE: JSON if
+    /// the response comes within 50 ms with nothing before it, otherwise an SSE stream that starts
+    /// at the first related message or after 50 ms. JSON for everything else.
     Auto,
     /// Always `application/json`.
     Json,
-    /// SSE whenever the client accepts it.
+    /// SSE whenever the client accepts it (a response within 50 ms goes out with its stream in
+    /// one write).
     Sse,
 }
 

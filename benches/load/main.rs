@@ -81,7 +81,7 @@ fn parse_args() -> Args {
             "--url" => args.url = Some(value(&flag)),
             "--peers" => args.peers = PathBuf::from(value(&flag)),
             "--only" => args.only = value(&flag).split(',').map(str::to_string).collect(),
-            "--" => args.bridge_flags = it.by_ref().collect(),
+            "--" => args.bridge_flags = it.by_ref().filter(|a| a != "--bench").collect(),
             "--bench" => {} // added by `cargo bench`
             other => usage(&format!("unknown argument {other}")),
         }

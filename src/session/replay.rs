@@ -285,20 +285,27 @@ impl StreamSet {
         (log, rx)
     }
 
-    /// Opens the stream answering one POST request, kept for resumption. Returns its log and
-    /// the receiver its SSE body drains.
+    /// Opens the stream answering one POST request. Returns its log and the receiver its SSE
+    /// body drains; the log is resumable only once passed to [`StreamSet::keep_post`].
     pub fn open_post(&self) -> (Arc<EventLog>, mpsc::Receiver<Bytes>) {
         let log = self.new_log();
         let (_, rx) = log
             .attach(None, self.outbox)
             .expect("a new log has lost nothing");
+        (log, rx)
+    }
+
+    /// Keeps a POST stream's log for resumption, forgetting expired ones and, beyond the most
+    /// recent 16, the oldest.
+    pub fn keep_post(&self, log: Arc<EventLog>) {
         let mut posts = self.posts.lock().expect("streams lock");
-        posts.retain(|l| !l.expired());
+        if posts.len() == MAX_POST_STREAMS {
+            posts.retain(|l| !l.expired());
+        }
         if posts.len() == MAX_POST_STREAMS {
             posts.pop_front();
         }
-        posts.push_back(log.clone());
-        (log, rx)
+        posts.push_back(log);
     }
 
     /// Reconnects to the stream `last_event_id` belongs to: the events after it, and the
@@ -449,6 +456,11 @@ mod tests {
         get.push(&ev("g"));
         post.push(&ev("p"));
         post.finish();
+        assert!(
+            matches!(set.resume(&format!("{}-0", post.stream())), Err(ResumeError::Unknown(_))),
+            "a POST stream answered without SSE is not resumable"
+        );
+        set.keep_post(post.clone());
         let (replay, mut rx) = set.resume(&format!("{}-0", post.stream())).unwrap();
         assert_eq!(replay.len(), 1);
         assert!(

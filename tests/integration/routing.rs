@@ -14,9 +14,65 @@ async fn cancellations(s: &Session) -> String {
 }
 
 #[tokio::test]
-async fn tools_call_is_answered_on_an_sse_stream_when_accepted_and_json_when_configured() {
+async fn a_fast_answer_is_json_a_slow_or_chatty_one_an_sse_stream() {
     let bridge = Bridge::echo(&[], &[]).await;
     let (s, _) = Session::open(&bridge, "2025-11-25").await;
+    let fast = s
+        .post(&tool_call(json!(1), "echo", json!({"message": "quick"})))
+        .await;
+    assert_eq!(
+        fast.headers()["content-type"],
+        "application/json",
+        "auto mode: a response within the hold goes out as JSON"
+    );
+    assert_eq!(tool_text(&response_of(fast).await.1), "quick");
+
+    let slow = s
+        .post(&tool_call(json!(2), "sleep", json!({"ms": 300})))
+        .await;
+    assert_eq!(slow.headers()["content-type"], "text/event-stream");
+    let text = slow.text().await.unwrap();
+    assert!(
+        text.starts_with("id: ") && text.contains("retry: 1000"),
+        "a 2025-11-25 stream starts with its priming event: {text:?}"
+    );
+    let messages = sse_messages(&text);
+    assert_eq!(messages.len(), 1, "{text}");
+    assert_eq!(messages[0]["id"], 2);
+
+    let mut call = tool_call(json!(3), "sleep", json!({"ms": 1}));
+    call["params"]["_meta"] = json!({"progressToken": "p"});
+    let chatty = s.post(&call).await;
+    assert_eq!(
+        chatty.headers()["content-type"],
+        "text/event-stream",
+        "a related message starts the stream at once"
+    );
+    let (events, last) = response_of(chatty).await;
+    assert_eq!(events[0]["method"], "notifications/progress");
+    assert_eq!(last["id"], 3);
+
+    let sse_only = s
+        .post_raw(
+            "application/json",
+            &[("accept", "text/event-stream")],
+            tool_call(json!(4), "echo", json!({"message": "s"})).to_string(),
+        )
+        .await;
+    assert_eq!(
+        sse_only.headers()["content-type"],
+        "text/event-stream",
+        "a client that does not take JSON gets a stream"
+    );
+    assert_eq!(tool_text(&response_of(sse_only).await.1), "s");
+
+    let ping = s
+        .post(&json!({"jsonrpc": "2.0", "id": 5, "method": "ping"}))
+        .await;
+    assert_eq!(ping.headers()["content-type"], "application/json");
+
+    let sse_bridge = Bridge::echo(&["--response-mode", "sse"], &[]).await;
+    let (s, _) = Session::open(&sse_bridge, "2025-03-26").await;
     let resp = s
         .post(&tool_call(json!(1), "echo", json!({"message": "via sse"})))
         .await;
@@ -24,19 +80,11 @@ async fn tools_call_is_answered_on_an_sse_stream_when_accepted_and_json_when_con
     let (events, last) = response_of(resp).await;
     assert!(events.is_empty());
     assert_eq!(tool_text(&last), "via sse");
-    let ping = s
-        .post(&json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}))
-        .await;
-    assert_eq!(
-        ping.headers()["content-type"],
-        "application/json",
-        "auto mode: ping needs no stream"
-    );
 
     let json_bridge = Bridge::echo(&["--response-mode", "json"], &[]).await;
     let (s, _) = Session::open(&json_bridge, "2025-11-25").await;
     let resp = s
-        .post(&tool_call(json!(1), "echo", json!({"message": "j"})))
+        .post(&tool_call(json!(1), "sleep", json!({"ms": 100})))
         .await;
     assert_eq!(resp.headers()["content-type"], "application/json");
 }

@@ -8,7 +8,7 @@
 //! -32600 for malformed bodies, 400/404 for missing/unknown sessions.
 
 use super::initialize::{self, set_session_header, Opened};
-use super::stream::{sse_for_call, Caller};
+use super::stream::{answer_call, Answer, Caller};
 use super::{check_version_header, require_session, SESSION_HEADER};
 use crate::app::AppState;
 use crate::cli::ResponseMode;
@@ -59,7 +59,7 @@ pub async fn handle(req: Request<Incoming>, state: &AppState) -> Result<Response
     check_content_type(req.headers())?;
     check_version_header(req.headers())?;
     let headers = req.headers();
-    let accepts_sse = accepts_event_stream(headers);
+    let accept = accepts(headers);
     let session = match headers.contains_key(SESSION_HEADER) && !state.config.stateless {
         true => Some(require_session(headers, state)),
         false => None,
@@ -94,7 +94,7 @@ pub async fn handle(req: Request<Incoming>, state: &AppState) -> Result<Response
         },
         (None, _) => return Err(HttpError::missing_session()),
     };
-    Ok(match single(msg, &origin, state, accepts_sse).await {
+    Ok(match single(msg, &origin, state, accept).await {
         Outcome::Json(body) => json_response(body),
         Outcome::Stream(resp) => resp,
         Outcome::Accepted => accepted(),
@@ -158,25 +158,42 @@ fn origin_of(session: &Arc<crate::session::Session>) -> Origin {
     }
 }
 
-/// True when `Accept` names `text/event-stream` explicitly (only then may a POST get SSE).
-fn accepts_event_stream(headers: &HeaderMap) -> bool {
-    headers
+/// What a POST's `Accept` header allows for the answer.
+#[derive(Clone, Copy)]
+struct Accepts {
+    /// `text/event-stream` is named explicitly (only then may a POST get SSE).
+    sse: bool,
+    /// JSON is acceptable: no `Accept`, or one naming `application/json`, `application/*` or
+    /// `*/*`.
+    json: bool,
+}
+
+fn accepts(headers: &HeaderMap) -> Accepts {
+    let mut media = headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| {
-            v.split(',').any(|p| {
-                p.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .eq_ignore_ascii_case("text/event-stream")
-            })
-        })
+        .flat_map(|v| v.split(','))
+        .map(|p| p.split(';').next().unwrap_or("").trim())
+        .peekable();
+    if media.peek().is_none() {
+        return Accepts {
+            sse: false,
+            json: true,
+        };
+    }
+    let (mut sse, mut json) = (false, false);
+    for m in media {
+        sse |= m.eq_ignore_ascii_case("text/event-stream");
+        json |= m.eq_ignore_ascii_case("application/json")
+            || m.eq_ignore_ascii_case("application/*")
+            || m == "*/*";
+    }
+    Accepts { sse, json }
 }
 
 /// Handles one message of an established (or stateless) origin.
-async fn single(msg: Message, origin: &Origin, state: &AppState, accepts_sse: bool) -> Outcome {
+async fn single(msg: Message, origin: &Origin, state: &AppState, accept: Accepts) -> Outcome {
     match msg.kind().expect("validated by parse") {
         Kind::Request if msg.method() == "initialize" => Outcome::Json(Bytes::from(jsonrpc::error_response(
             msg.request_id(),
@@ -192,8 +209,12 @@ async fn single(msg: Message, origin: &Origin, state: &AppState, accepts_sse: bo
             if let Err(e) = state.upstream_ready(origin.own_child).await {
                 return Outcome::Json(Bytes::from(jsonrpc::error_response(msg.request_id(), e.code(), &e.to_string())));
             }
-            if wants_stream(state.config.response_mode, accepts_sse, &msg, origin.caps) {
-                return Outcome::Stream(stream_call(msg, origin, state, slot));
+            if wants_stream(state.config.response_mode, accept.sse, &msg, origin.caps) {
+                let json_ok = state.config.response_mode == ResponseMode::Auto && accept.json;
+                return match stream_call(msg, origin, state, slot, json_ok).await {
+                    Answer::Json(body) => Outcome::Json(body),
+                    Answer::Stream(resp) => Outcome::Stream(resp),
+                };
             }
             let body = call(msg, origin, state, None).await;
             drop(slot);
@@ -248,20 +269,21 @@ async fn call(
     }
 }
 
-/// Forwards a request whose response (and related messages) go on an SSE stream.
-fn stream_call(
+/// Forwards a request whose response (and related messages) may go on an SSE stream.
+async fn stream_call(
     msg: Message,
     origin: &Origin,
     state: &AppState,
     slot: Option<InFlight>,
-) -> Response<Body> {
+    json_ok: bool,
+) -> Answer {
     let caller = Caller {
         router: origin.router.clone(),
         key: origin.key,
         session: origin.session.clone(),
         transient: origin.transient,
     };
-    sse_for_call(msg, caller, state, slot)
+    answer_call(msg, caller, state, slot, json_ok).await
 }
 
 /// A JSON-RPC batch (2025-03-26 sessions only): requests and notifications, answered with an
@@ -299,7 +321,7 @@ async fn batch(
         msgs.push(msg);
     }
     let outcomes =
-        futures_util::future::join_all(msgs.into_iter().map(|m| single(m, &origin, state, false)))
+        futures_util::future::join_all(msgs.into_iter().map(|m| single(m, &origin, state, Accepts { sse: false, json: true })))
             .await;
     let replies: Vec<Bytes> = outcomes
         .into_iter()
