@@ -160,6 +160,12 @@ pub async fn connect(uri: &Uri) -> Result<Conn, Error> {
     Ok(sender)
 }
 
+/// The request target in origin form (`/path?query`), as servers expect from a client that is
+/// not talking to a proxy.
+fn origin_form(uri: &Uri) -> &str {
+    uri.path_and_query().map_or("/", |p| p.as_str())
+}
+
 fn initialize_body(id: u64) -> String {
     json!({"jsonrpc":"2.0","id":id,"method":"initialize","params":{
         "protocolVersion":"2025-03-26","capabilities":{},
@@ -240,7 +246,7 @@ impl Session {
         let Session::Streamable { uri, id, version } = self else {
             unreachable!("post on a non-Streamable session")
         };
-        let mut req = Request::post(uri.clone())
+        let mut req = Request::post(origin_form(uri))
             .header("host", uri.authority().unwrap().as_str())
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream");
@@ -286,7 +292,7 @@ impl Session {
     async fn open_sse(url: &str) -> Result<Self, Error> {
         let uri: Uri = url.parse().map_err(err)?;
         let mut conn = connect(&uri).await?;
-        let req = Request::get(uri.clone())
+        let req = Request::get(origin_form(&uri))
             .header("host", uri.authority().unwrap().as_str())
             .header("accept", "text/event-stream")
             .body(Full::new(Bytes::new()))
@@ -452,7 +458,7 @@ impl Session {
                     *conn = Some(connect(post).await?);
                 }
                 let c = conn.as_mut().unwrap();
-                let req = Request::post(post.clone())
+                let req = Request::post(origin_form(post))
                     .header("host", post.authority().unwrap().as_str())
                     .header("content-type", "application/json")
                     .body(Full::new(Bytes::from(body)))
@@ -505,7 +511,7 @@ impl Session {
             return Err("GET streams exist only on Streamable HTTP".into());
         };
         let mut conn = connect(uri).await?;
-        let mut req = Request::get(uri.clone())
+        let mut req = Request::get(origin_form(uri))
             .header("host", uri.authority().unwrap().as_str())
             .header("accept", "text/event-stream");
         if let Some(id) = id {

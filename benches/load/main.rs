@@ -422,15 +422,17 @@ fn peer_targets(peers: &Path) -> Vec<Target> {
         path: path.into(),
     };
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    // supergateway listens on all interfaces (it has no --host) and exits at end of stdin,
+    // which Target::start gives as /dev/null (not a closed pipe).
     let mut sg_http = vec![node.clone(), module("supergateway/dist/index.js")];
     sg_http.extend(s(&[
         "--stdio",
         "{child}",
-        "--port",
-        "{port}",
         "--outputTransport",
         "streamableHttp",
         "--stateful",
+        "--port",
+        "{port}",
         "--logLevel",
         "none",
     ]));
@@ -443,10 +445,31 @@ fn peer_targets(peers: &Path) -> Vec<Target> {
         "--logLevel",
         "none",
     ]));
-    let mut mp_node = vec![node.clone(), module("mcp-proxy/dist/bin/mcp-proxy.js")];
-    mp_node.extend(s(&["--port", "{port}", "{child}"]));
+    let mp_node = |server: &str| {
+        let mut v = vec![node.clone(), module("mcp-proxy/dist/bin/mcp-proxy.mjs")];
+        v.extend(s(&[
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+            "--server",
+            server,
+            "--",
+            "{child}",
+        ]));
+        v
+    };
     let mut mp_py = vec![venv];
-    mp_py.extend(s(&["--port", "{port}", "{child}"]));
+    mp_py.extend(s(&[
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--log-level",
+        "WARNING",
+        "--",
+        "{child}",
+    ]));
     vec![
         t(
             "supergateway 4.0.0 (stateful)",
@@ -458,10 +481,15 @@ fn peer_targets(peers: &Path) -> Vec<Target> {
         t(
             "mcp-proxy 6.7.19 (npm)",
             Transport::Streamable,
-            mp_node.clone(),
+            mp_node("stream"),
             "/mcp",
         ),
-        t("mcp-proxy 6.7.19 (npm)", Transport::Sse, mp_node, "/sse"),
+        t(
+            "mcp-proxy 6.7.19 (npm)",
+            Transport::Sse,
+            mp_node("sse"),
+            "/sse",
+        ),
         t(
             "mcp-proxy 0.13.0 (PyPI)",
             Transport::Streamable,

@@ -457,7 +457,10 @@ mod tests {
         post.push(&ev("p"));
         post.finish();
         assert!(
-            matches!(set.resume(&format!("{}-0", post.stream())), Err(ResumeError::Unknown(_))),
+            matches!(
+                set.resume(&format!("{}-0", post.stream())),
+                Err(ResumeError::Unknown(_))
+            ),
             "a POST stream answered without SSE is not resumable"
         );
         set.keep_post(post.clone());

@@ -320,9 +320,18 @@ async fn batch(
         }
         msgs.push(msg);
     }
-    let outcomes =
-        futures_util::future::join_all(msgs.into_iter().map(|m| single(m, &origin, state, Accepts { sse: false, json: true })))
-            .await;
+    let outcomes = futures_util::future::join_all(msgs.into_iter().map(|m| {
+        single(
+            m,
+            &origin,
+            state,
+            Accepts {
+                sse: false,
+                json: true,
+            },
+        )
+    }))
+    .await;
     let replies: Vec<Bytes> = outcomes
         .into_iter()
         .filter_map(|o| match o {

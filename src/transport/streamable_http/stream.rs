@@ -74,7 +74,11 @@ pub async fn answer_call(
             (log, rx)
         }
     };
-    let (router, key, timeout) = (caller.router.clone(), caller.key, state.config.request_timeout);
+    let (router, key, timeout) = (
+        caller.router.clone(),
+        caller.key,
+        state.config.request_timeout,
+    );
     let writer = log.clone();
     let mut call = Box::pin(async move { router.call(key, msg, timeout, Some(writer)).await });
     let first = tokio::select! {
