@@ -595,19 +595,26 @@ async fn idle(args: &Args, child: &Path) -> bool {
     let flags: Vec<&str> = args.bridge_flags.iter().map(String::as_str).collect();
     let target = Target::bridge(Transport::Streamable, &flags);
     let started = Instant::now();
-    let (server, port) = target.start(child);
-    let server: Server = server.unwrap();
-    let url = target.url(port);
+    let (server, url) = match &args.url {
+        Some(url) => (None, url.clone()),
+        None => {
+            let (server, port) = target.start(child);
+            (server, target.url(port))
+        }
+    };
+    let pid = server.as_ref().map_or(0, Server::pid);
     let child_argv = vec![child.display().to_string()];
     let (first, ready) = first_session(Transport::Streamable, &url, &child_argv, started)
         .await
         .unwrap_or_else(|e| panic!("no session: {e}"));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let before = procs::usage(server.pid(), CHILD_COMM);
+    let before = procs::usage(pid, CHILD_COMM);
     let n = args.sessions;
-    let sessions = open_sessions(Transport::Streamable, &url, &child_argv, n)
+    let mut sessions = vec![first];
+    let more = open_sessions(Transport::Streamable, &url, &child_argv, n - 1)
         .await
         .unwrap_or_else(|e| panic!("opening sessions: {e}"));
+    sessions.extend(more);
     let mut streams = Vec::with_capacity(n);
     for s in &sessions {
         match s.open_stream().await {
@@ -619,7 +626,7 @@ async fn idle(args: &Args, child: &Path) -> bool {
         }
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let after = procs::usage(server.pid(), CHILD_COMM);
+    let after = procs::usage(pid, CHILD_COMM);
     // Every session must still answer: call on a sample across the range.
     let mut errors = 0;
     let mut conn = None;
@@ -641,6 +648,5 @@ async fn idle(args: &Args, child: &Path) -> bool {
         per,
         errors
     );
-    drop(first);
     streams.len() == n && errors == 0
 }

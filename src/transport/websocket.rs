@@ -28,6 +28,9 @@ use tokio_tungstenite::WebSocketStream;
 /// Longest a write to the client may block before the connection is closed as a slow consumer.
 const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Bytes read from a WebSocket connection at a time.
+const WS_READ_BUFFER: usize = 8 * 1024;
+
 /// The subprotocol MCP WebSocket clients offer.
 const SUBPROTOCOL: &str = "mcp";
 
@@ -55,8 +58,12 @@ pub fn upgrade(mut req: Request<Incoming>, state: &Arc<AppState>) -> Response<Bo
         let _close = CloseOnDrop::new(state2.clone(), session_key);
         match on_upgrade.await {
             Ok(upgraded) => {
-                let config =
-                    WebSocketConfig::default().max_message_size(Some(state2.config.max_body_bytes));
+                // tungstenite fills its whole read buffer on every read; its 128 KiB default
+                // costs that much resident memory per connection. Larger messages still arrive
+                // in several reads.
+                let config = WebSocketConfig::default()
+                    .max_message_size(Some(state2.config.max_body_bytes))
+                    .read_buffer_size(WS_READ_BUFFER);
                 let ws = WebSocketStream::from_raw_socket(
                     TokioIo::new(upgraded),
                     Role::Server,
