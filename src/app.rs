@@ -343,10 +343,12 @@ async fn route(req: Request<Incoming>, state: Arc<AppState>) -> Response<Body> {
         if let Err(e) = state.guard.check(req.headers()) {
             return e.into_response();
         }
+        // The handlers' futures are boxed: hyper keeps a slot the size of this future for the
+        // connection's lifetime, so inlining them would cost every idle stream kilobytes.
         return match path {
-            p if p == c.mcp_path => streamable_http::handle(req, state).await,
+            p if p == c.mcp_path => Box::pin(streamable_http::handle(req, state)).await,
             p if p == c.sse_path => sse_legacy::open_stream(&req, &state),
-            p if p == c.message_path => sse_legacy::post_message(req, &state).await,
+            p if p == c.message_path => Box::pin(sse_legacy::post_message(req, &state)).await,
             _ => websocket::upgrade(req, &state),
         };
     }

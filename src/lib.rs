@@ -14,6 +14,7 @@ pub mod health;
 pub mod jsonrpc;
 pub mod metrics;
 pub mod protocol;
+pub mod rlimit;
 pub mod router;
 pub mod session;
 pub mod shutdown;

@@ -25,6 +25,13 @@ fn main() -> ExitCode {
     if let Err(e) = mcp_bridge::telemetry::init(&config.log_filter, config.log_format) {
         return usage_error(&e);
     }
+    match mcp_bridge::rlimit::raise_nofile() {
+        Ok((before, after)) if before != after => {
+            tracing::debug!(before, after, "raised the open-files limit")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-files limit"),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -615,6 +615,8 @@ async fn idle(args: &Args, child: &Path) -> bool {
         .await
         .unwrap_or_else(|e| panic!("opening sessions: {e}"));
     sessions.extend(more);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let without_streams = procs::usage(pid, CHILD_COMM);
     let mut streams = Vec::with_capacity(n);
     for s in &sessions {
         match s.open_stream().await {
@@ -637,15 +639,17 @@ async fn idle(args: &Args, child: &Path) -> bool {
             _ => errors += 1,
         }
     }
-    let per = (after.proxy_rss as f64 - before.proxy_rss as f64) / n as f64;
+    let per = |a: procs::Usage| (a.proxy_rss as f64 - before.proxy_rss as f64) / n as f64;
     println!(
-        "ready={:.1}ms sessions={} get_streams={} rss_before={} rss_after={} per_idle_session={:.0} bytes sample_errors={}",
+        "ready={:.1}ms sessions={} get_streams={} rss_before={} rss_sessions={} rss_with_streams={} per_session={:.0} bytes per_session_with_get_stream={:.0} bytes sample_errors={}",
         ready.as_secs_f64() * 1000.0,
         n,
         streams.len(),
         mb(before.proxy_rss),
+        mb(without_streams.proxy_rss),
         mb(after.proxy_rss),
-        per,
+        per(without_streams),
+        per(after),
         errors
     );
     streams.len() == n && errors == 0

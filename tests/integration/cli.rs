@@ -49,3 +49,43 @@ fn unknown_program_exits_1_naming_it() {
     assert_eq!(code, Some(1));
     assert!(err.contains("/nonexistent/mcp-server"), "{err}");
 }
+
+/// The soft open-files limit of `pid`, from /proc.
+fn soft_nofile(pid: u32) -> u64 {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a Max open files line");
+    line.split_whitespace().nth(3).unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_soft_open_files_limit_is_raised_to_the_hard_limit() {
+    use std::io::{BufRead, BufReader};
+    let hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .unwrap()
+        .1;
+    assert!(hard > 256, "the test needs a hard limit above 256");
+    // prlimit(1) sets the limits and then runs the bridge in the same process.
+    let mut child = Command::new("prlimit")
+        .arg(format!("--nofile=256:{hard}"))
+        .arg("--")
+        .arg(bridge_bin())
+        .args(["--port", "0", "--log-format", "json", "--"])
+        .args(echo_child(&[]))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running prlimit (util-linux)");
+    let pid = child.id();
+    let stderr = child.stderr.take().unwrap();
+    let listening = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("mcp-bridge listening"));
+    let soft = soft_nofile(pid);
+    signal(pid, nix::sys::signal::Signal::SIGTERM);
+    let _ = child.wait();
+    assert!(listening, "the bridge started");
+    assert_eq!(soft, hard, "soft limit raised from 256 to the hard limit");
+}

@@ -88,6 +88,8 @@ pub async fn answer_call(
             finish(&caller, slot).await;
             match body {
                 Some(body) if json_ok => {
+                    // The receiver goes first: closing the log then wakes no one.
+                    drop(rx);
                     log.finish();
                     return Answer::Json(body);
                 }
