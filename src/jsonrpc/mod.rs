@@ -206,6 +206,17 @@ struct Outgoing<'a, I: Serialize> {
     error: Option<&'a RawValue>,
 }
 
+/// Turns raw `\r`/`\n` bytes into spaces in place. In valid JSON text they can only be
+/// insignificant whitespace, so the message is unchanged and fits on one line (a stdio frame or
+/// an SSE `data:` line). Uses a SIMD search: messages almost never contain any.
+pub fn flatten_line_breaks(json: &mut [u8]) {
+    let mut from = 0;
+    while let Some(pos) = memchr::memchr2(b'\n', b'\r', &json[from..]) {
+        json[from + pos] = b' ';
+        from += pos + 1;
+    }
+}
+
 /// Builds a JSON-RPC error response `{"jsonrpc":"2.0","id":..,"error":{"code":..,"message":..}}`;
 /// the `id` member is omitted when `id` is `None` (MCP schema 2025-11-25 allows that).
 pub fn error_response(id: Option<&RequestId>, code: i64, message: &str) -> Vec<u8> {
@@ -238,6 +249,16 @@ pub fn result_response(id: &RequestId, result: &RawValue) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn line_breaks_become_spaces_and_nothing_else_changes() {
+        let mut text = b"{\r\n \"a\": \"x\\ny\",\n\"b\":\r1}\n".to_vec();
+        flatten_line_breaks(&mut text);
+        assert_eq!(text, b"{   \"a\": \"x\\ny\", \"b\": 1} ".to_vec());
+        let mut none = b"{}".to_vec();
+        flatten_line_breaks(&mut none);
+        assert_eq!(none, b"{}");
+    }
 
     #[test]
     fn classifies_requests_notifications_and_responses() {

@@ -354,11 +354,7 @@ impl Router {
     /// newlines). Errors: [`RouteError::Overloaded`] when the queue is full,
     /// [`RouteError::Unavailable`] when the child's stdin is closed.
     pub(super) fn write_line(&mut self, mut line: Vec<u8>) -> Result<(), RouteError> {
-        for b in line.iter_mut() {
-            if *b == b'\n' || *b == b'\r' {
-                *b = b' ';
-            }
-        }
+        jsonrpc::flatten_line_breaks(&mut line);
         line.push(b'\n');
         self.stdin.try_send(Bytes::from(line)).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => RouteError::Overloaded,

@@ -295,12 +295,12 @@ impl StreamSet {
         (log, rx)
     }
 
-    /// Keeps a POST stream's log for resumption, forgetting expired ones and, beyond the most
-    /// recent 16, the oldest.
+    /// Keeps a POST stream's log for resumption, forgetting the oldest ones once they expire
+    /// and, beyond the most recent 16, the oldest.
     pub fn keep_post(&self, log: Arc<EventLog>) {
         let mut posts = self.posts.lock().expect("streams lock");
-        if posts.len() == MAX_POST_STREAMS {
-            posts.retain(|l| !l.expired());
+        while posts.front().is_some_and(|l| l.expired()) {
+            posts.pop_front();
         }
         if posts.len() == MAX_POST_STREAMS {
             posts.pop_front();

@@ -30,11 +30,7 @@ pub fn message_event(json: &[u8]) -> Bytes {
     out.put_slice(b"event: message\ndata: ");
     let start = out.len();
     out.put_slice(json);
-    for b in &mut out[start..] {
-        if *b == b'\n' || *b == b'\r' {
-            *b = b' ';
-        }
-    }
+    crate::jsonrpc::flatten_line_breaks(&mut out[start..]);
     out.put_slice(b"\n\n");
     out.freeze()
 }
