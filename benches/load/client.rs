@@ -351,7 +351,7 @@ impl Session {
         let (ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true)
             .await
             .map_err(err)?;
-        let (mut sink, mut stream) = ws.split();
+        let (mut sink, stream) = ws.split();
         let (tx, mut rx) = mpsc::unbounded_channel::<String>();
         let writer = tokio::spawn(async move {
             while let Some(text) = rx.recv().await {
@@ -368,24 +368,15 @@ impl Session {
                 }
             }
         });
-        let pending = Arc::new(Pending::default());
-        let reader_pending = pending.clone();
-        let reader = tokio::spawn(async move {
-            while let Some(Ok(msg)) = stream.next().await {
-                if let Message::Text(text) = msg {
-                    if let Ok(v) = serde_json::from_str(text.as_str()) {
-                        reader_pending.dispatch(v);
-                    }
-                }
-            }
+        let incoming = futures_util::stream::unfold(stream, |mut stream| async move {
+            let text = match stream.next().await? {
+                Ok(Message::Text(text)) => text.to_string(),
+                Ok(_) => String::new(),
+                Err(_) => return None,
+            };
+            Some((text, stream))
         });
-        let session = Session::Framed {
-            tx,
-            pending,
-            _tasks: vec![Task(writer), Task(reader)],
-        };
-        session.handshake().await?;
-        Ok(session)
+        Self::framed(tx, writer, incoming).await
     }
 
     async fn open_direct(child: &[String]) -> Result<Self, Error> {
@@ -417,12 +408,27 @@ impl Session {
                 }
             }
         });
+        let lines = BufReader::new(stdout).lines();
+        let incoming = futures_util::stream::unfold(lines, |mut lines| async move {
+            let line = lines.next_line().await.ok()??;
+            Some((line, lines))
+        });
+        Self::framed(tx, writer, incoming).await
+    }
+
+    /// A session whose messages go out through `writer` (fed by `tx`) and come in as text from
+    /// `incoming` (ending at `None`); performs the handshake.
+    async fn framed(
+        tx: mpsc::UnboundedSender<String>,
+        writer: JoinHandle<()>,
+        incoming: impl futures_util::Stream<Item = String> + Send + 'static,
+    ) -> Result<Self, Error> {
         let pending = Arc::new(Pending::default());
         let reader_pending = pending.clone();
         let reader = tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Ok(v) = serde_json::from_str(&line) {
+            let mut incoming = std::pin::pin!(incoming);
+            while let Some(text) = incoming.next().await {
+                if let Ok(v) = serde_json::from_str(&text) {
                     reader_pending.dispatch(v);
                 }
             }
