@@ -214,6 +214,9 @@ pub struct Cli {
     /// Serve without sessions: no Mcp-Session-Id, every request served by the shared child.
     #[arg(long, env = "MCP_BRIDGE_STATELESS")]
     pub stateless: bool,
+    /// Threads of the async runtime [default: half the CPUs available to the process, at least 1; the child needs the rest].
+    #[arg(long, env = "MCP_BRIDGE_WORKER_THREADS", value_name = "N")]
+    pub worker_threads: Option<usize>,
     /// Requests one session may have in flight; more get 429 (JSON-RPC error -32002 on connections).
     #[arg(long, env = "MCP_BRIDGE_MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT)]
     pub max_in_flight: usize,

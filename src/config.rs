@@ -75,6 +75,8 @@ pub struct Config {
     pub trust_forwarded_prefix: bool,
     /// Restart policy of the shared child.
     pub restart: crate::supervisor::RestartSettings,
+    /// Threads of the async runtime (at least 1).
+    pub worker_threads: usize,
     /// Requests one session may have in flight.
     pub max_in_flight: usize,
     /// Time a request waits for a (re)starting child.
@@ -121,6 +123,9 @@ impl Config {
         positive("--child-queue", cli.child_queue)?;
         positive("--max-children", cli.max_children)?;
         positive("--max-in-flight", cli.max_in_flight)?;
+        if cli.worker_threads == Some(0) {
+            return err("--worker-threads must be at least 1");
+        }
         if cli.stateless && cli.isolation == Isolation::Session {
             return err("--stateless and --isolation session exclude each other (per-session children need sessions)");
         }
@@ -211,6 +216,7 @@ impl Config {
             ws_path: cli.ws_path,
             base_path: cli.base_path.trim_end_matches('/').to_string(),
             trust_forwarded_prefix: cli.trust_forwarded_prefix,
+            worker_threads: cli.worker_threads.unwrap_or_else(default_worker_threads),
             max_in_flight: cli.max_in_flight,
             replay_buffer: cli.replay_buffer,
             queue_timeout: cli.queue_timeout,
@@ -274,6 +280,15 @@ fn positive(flag: &str, n: usize) -> Result<(), ConfigError> {
         return err(format!("{flag} must be greater than zero"));
     }
     Ok(())
+}
+
+/// The default `--worker-threads`: half the CPUs available to the process (cgroup CPU quotas
+/// included, see [`std::thread::available_parallelism`]), at least 1. The bridge only moves
+/// bytes; the child needs CPU too, and on a 2-CPU host one runtime thread serves more requests
+/// with less CPU each than two (measured with `cargo bench --bench load`, README "Benchmarks").
+pub fn default_worker_threads() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cpus / 2).max(1)
 }
 
 #[cfg(test)]

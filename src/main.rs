@@ -33,6 +33,7 @@ fn main() -> ExitCode {
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-files limit"),
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.worker_threads)
         .enable_all()
         .build()
     {

@@ -89,3 +89,32 @@ fn the_soft_open_files_limit_is_raised_to_the_hard_limit() {
     assert!(listening, "the bridge started");
     assert_eq!(soft, hard, "soft limit raised from 256 to the hard limit");
 }
+
+/// Threads of `pid` that are tokio runtime workers (tokio names them `tokio-rt-worker`).
+fn runtime_workers(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.trim() == "tokio-rt-worker")
+        .count()
+}
+
+#[tokio::test]
+async fn worker_threads_sets_the_runtime_size_and_rejects_zero() {
+    for n in [1, 3] {
+        let bridge = Bridge::echo(&["--worker-threads", &n.to_string()], &[]).await;
+        let (s, _) = Session::open(&bridge, "2025-11-25").await;
+        let reply = s
+            .request(&tool_call(
+                serde_json::json!(1),
+                "echo",
+                serde_json::json!({"message": "hi"}),
+            ))
+            .await;
+        assert_eq!(tool_text(&reply), "hi");
+        assert_eq!(runtime_workers(bridge.pid()), n, "--worker-threads {n}");
+    }
+    let (code, err) = run(&["--worker-threads", "0", "--", "x"]);
+    assert_eq!(code, Some(64));
+    assert!(err.contains("--worker-threads must be at least 1"), "{err}");
+}
