@@ -40,7 +40,8 @@ async fn a_fast_answer_is_json_a_slow_or_chatty_one_an_sse_stream() {
     assert_eq!(messages.len(), 1, "{text}");
     assert_eq!(messages[0]["id"], 2);
 
-    let mut call = tool_call(json!(3), "sleep", json!({"ms": 1}));
+    // No sleep: the progress notification and the response reach the bridge together.
+    let mut call = tool_call(json!(3), "sleep", json!({"ms": 0}));
     call["params"]["_meta"] = json!({"progressToken": "p"});
     let chatty = s.post(&call).await;
     assert_eq!(

@@ -4,8 +4,8 @@
 //!
 //! The answer is held back for up to [`HOLD`] while the request runs:
 //! - if the response arrives first, it goes out in one write: as `application/json` when the
-//!   caller allows JSON (`--response-mode auto` and an `Accept` that takes JSON), otherwise as a
-//!   complete SSE stream;
+//!   caller allows JSON (`--response-mode auto` and an `Accept` that takes JSON) and no related
+//!   message came with it, otherwise as a complete SSE stream;
 //! - as soon as a related message arrives, or the hold ends, the SSE stream starts (with a
 //!   priming event for sessions on 2025-11-25 or later) and the request continues in its own
 //!   task writing into the stream's event log, so a client that loses the connection does not
@@ -86,8 +86,11 @@ pub async fn answer_call(
         reply = &mut call => {
             let body = reply_body(reply, &id);
             finish(&caller, slot).await;
+            // Related messages the router queued before the response (both arrived at once)
+            // still need a stream.
+            let related = rx.try_recv().ok();
             match body {
-                Some(body) if json_ok => {
+                Some(body) if json_ok && related.is_none() => {
                     // The receiver goes first: closing the log then wakes no one.
                     drop(rx);
                     log.finish();
@@ -99,7 +102,7 @@ pub async fn answer_call(
                 None => {}
             }
             log.finish();
-            return Answer::Stream(start_stream(&caller, &log, rx, None, state));
+            return Answer::Stream(start_stream(&caller, &log, rx, related, state));
         }
         event = rx.recv() => event,
         _ = tokio::time::sleep(HOLD) => None,
