@@ -161,6 +161,8 @@ pub async fn serve(
     };
     let addr = listener.local_addr().context("reading the bound address")?;
     tracing::info!(listen = %addr, path = %config.mcp_path, isolation = ?config.isolation, stateless = config.stateless, "mcp-bridge listening");
+    let guard =
+        crate::guard::Guard::with_allow_lists(addr, &config.allowed_hosts, &config.allowed_origins);
     let state = Arc::new(AppState {
         config,
         sessions,
@@ -175,7 +177,7 @@ pub async fn serve(
         metrics,
         registry,
         started: Instant::now(),
-        guard: crate::guard::Guard::new(addr),
+        guard,
     });
     tracker.spawn(reap_idle_sessions(state.clone()));
     // PID 1 reaps orphans until the very end, through the shutdown sequence.

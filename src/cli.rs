@@ -265,6 +265,22 @@ pub struct Cli {
     /// Take the path prefix from the X-Forwarded-Prefix request header (only behind a proxy that sets it).
     #[arg(long, env = "MCP_BRIDGE_TRUST_FORWARDED_PREFIX")]
     pub trust_forwarded_prefix: bool,
+    /// Host names (any port), host:port authorities or * accepted in the Host header of MCP requests; replaces the default (loopback names on a loopback bind, anything otherwise); others get 421 (repeatable, or comma-separated).
+    #[arg(
+        long = "allowed-hosts",
+        env = "MCP_BRIDGE_ALLOWED_HOSTS",
+        value_name = "HOST",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
+    /// Origins (scheme://host[:port]) or * accepted besides the same origin (and loopback origins on a loopback bind); others get 403 (repeatable, or comma-separated).
+    #[arg(
+        long = "allowed-origins",
+        env = "MCP_BRIDGE_ALLOWED_ORIGINS",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
     /// The stdio MCP server to run, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,

@@ -75,6 +75,10 @@ pub struct Config {
     pub trust_forwarded_prefix: bool,
     /// Restart policy of the shared child.
     pub restart: crate::supervisor::RestartSettings,
+    /// `--allowed-hosts` (empty: the default, see [`crate::guard`]).
+    pub allowed_hosts: Vec<String>,
+    /// `--allowed-origins`.
+    pub allowed_origins: Vec<String>,
     /// Threads of the async runtime (at least 1).
     pub worker_threads: usize,
     /// Requests one session may have in flight.
@@ -217,6 +221,8 @@ impl Config {
             base_path: cli.base_path.trim_end_matches('/').to_string(),
             trust_forwarded_prefix: cli.trust_forwarded_prefix,
             worker_threads: cli.worker_threads.unwrap_or_else(default_worker_threads),
+            allowed_hosts: cli.allowed_hosts,
+            allowed_origins: cli.allowed_origins,
             max_in_flight: cli.max_in_flight,
             replay_buffer: cli.replay_buffer,
             queue_timeout: cli.queue_timeout,

@@ -14,6 +14,7 @@ mod modes;
 mod proxy;
 mod reliability;
 mod routing;
+mod security;
 mod shutdown;
 mod streams;
 mod transports;
