@@ -88,6 +88,8 @@ pub struct AppState {
     pub started: Instant,
     /// Host and Origin checks of the MCP endpoint.
     pub guard: crate::guard::Guard,
+    /// Bearer tokens (`--auth-token-file`, `MCP_BRIDGE_AUTH_TOKEN`).
+    pub auth: crate::auth::Auth,
 }
 
 /// Runs the serve job until SIGTERM or SIGINT: binds `config.listen`, then [`serve`].
@@ -163,6 +165,8 @@ pub async fn serve(
     tracing::info!(listen = %addr, path = %config.mcp_path, isolation = ?config.isolation, stateless = config.stateless, "mcp-bridge listening");
     let guard =
         crate::guard::Guard::with_allow_lists(addr, &config.allowed_hosts, &config.allowed_origins);
+    let auth = crate::auth::Auth::load(config.auth_token_file.clone(), config.auth_token.clone())
+        .map_err(anyhow::Error::msg)?;
     let state = Arc::new(AppState {
         config,
         sessions,
@@ -178,8 +182,12 @@ pub async fn serve(
         registry,
         started: Instant::now(),
         guard,
+        auth,
     });
     tracker.spawn(reap_idle_sessions(state.clone()));
+    if state.config.auth_token_file.is_some() {
+        tracker.spawn(reload_tokens_on_sighup(state.clone()));
+    }
     // PID 1 reaps orphans until the very end, through the shutdown sequence.
     let exiting = CancellationToken::new();
     tracker.spawn(child::reaper::run(exiting.clone()));
@@ -267,6 +275,26 @@ impl AppState {
     }
 }
 
+/// Re-reads `--auth-token-file` on every SIGHUP until shutdown; a file that cannot be read keeps
+/// the tokens in force. Logs how many tokens are accepted, never the tokens.
+async fn reload_tokens_on_sighup(state: Arc<AppState>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot install a SIGHUP handler; --auth-token-file is read only at start");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = hangup.recv() => {}
+        }
+        match state.auth.reload() {
+            Ok(n) => tracing::info!(tokens = n, "SIGHUP: reloaded --auth-token-file"),
+            Err(e) => tracing::warn!(error = %e, "SIGHUP: keeping the previous tokens"),
+        }
+    }
+}
+
 /// Ends sessions that had no request and no open stream for `--session-idle-timeout`.
 async fn reap_idle_sessions(state: Arc<AppState>) {
     let idle = state.config.session_idle_timeout;
@@ -345,6 +373,9 @@ async fn route(req: Request<Incoming>, state: Arc<AppState>) -> Response<Body> {
         if let Err(e) = state.guard.check(req.headers()) {
             return e.into_response();
         }
+        if let Err(e) = state.auth.check(req.headers()) {
+            return e.into_response();
+        }
         // The handlers' futures are boxed: hyper keeps a slot the size of this future for the
         // connection's lifetime, so inlining them would cost every idle stream kilobytes.
         return match path {
@@ -357,7 +388,13 @@ async fn route(req: Request<Incoming>, state: Arc<AppState>) -> Response<Body> {
     match path {
         "/healthz" => health::healthz(&req, &state),
         "/readyz" => health::readyz(&req, &state),
-        "/metrics" => health::metrics(&req, &state),
+        "/metrics" => match state.config.protect_metrics {
+            true => match state.auth.check(req.headers()) {
+                Ok(()) => health::metrics(&req, &state),
+                Err(e) => e.into_response(),
+            },
+            false => health::metrics(&req, &state),
+        },
         _ => health::not_found(path, &state.config.mcp_path),
     }
 }

@@ -281,6 +281,16 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub allowed_origins: Vec<String>,
+    /// File of bearer tokens, one per line (# comments allowed), re-read on SIGHUP; MCP endpoints then require Authorization: Bearer <token>. A single token can also come from MCP_BRIDGE_AUTH_TOKEN.
+    #[arg(
+        long = "auth-token-file",
+        env = "MCP_BRIDGE_AUTH_TOKEN_FILE",
+        value_name = "PATH"
+    )]
+    pub auth_token_file: Option<std::path::PathBuf>,
+    /// Require a bearer token on /metrics too (/healthz and /readyz stay open).
+    #[arg(long, env = "MCP_BRIDGE_PROTECT_METRICS")]
+    pub protect_metrics: bool,
     /// The stdio MCP server to run, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,

@@ -79,6 +79,12 @@ pub struct Config {
     pub allowed_hosts: Vec<String>,
     /// `--allowed-origins`.
     pub allowed_origins: Vec<String>,
+    /// `--auth-token-file`.
+    pub auth_token_file: Option<std::path::PathBuf>,
+    /// `MCP_BRIDGE_AUTH_TOKEN` (environment only, so it never shows in the process list).
+    pub auth_token: Option<crate::auth::Secret>,
+    /// `--protect-metrics`.
+    pub protect_metrics: bool,
     /// Threads of the async runtime (at least 1).
     pub worker_threads: usize,
     /// Requests one session may have in flight.
@@ -222,6 +228,11 @@ impl Config {
             trust_forwarded_prefix: cli.trust_forwarded_prefix,
             worker_threads: cli.worker_threads.unwrap_or_else(default_worker_threads),
             allowed_hosts: cli.allowed_hosts,
+            auth_token_file: cli.auth_token_file,
+            auth_token: std::env::var(crate::auth::TOKEN_ENV)
+                .ok()
+                .map(crate::auth::Secret),
+            protect_metrics: cli.protect_metrics,
             allowed_origins: cli.allowed_origins,
             max_in_flight: cli.max_in_flight,
             replay_buffer: cli.replay_buffer,

@@ -20,6 +20,8 @@ pub struct HttpError {
     pub allow: Option<&'static str>,
     /// Seconds for the `Retry-After` header (for 429/503).
     pub retry_after: Option<u32>,
+    /// Value of the `WWW-Authenticate` header (for 401).
+    pub www_authenticate: Option<&'static str>,
 }
 
 impl HttpError {
@@ -32,6 +34,7 @@ impl HttpError {
             id: None,
             allow: None,
             retry_after: None,
+            www_authenticate: None,
         }
     }
 
@@ -98,6 +101,12 @@ impl HttpError {
         }
         if let Some(secs) = self.retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(challenge) = self.www_authenticate {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
         }
         resp
     }

@@ -5,6 +5,7 @@
 //! sets up [`telemetry`] and calls [`run`].
 
 pub mod app;
+pub mod auth;
 pub mod child;
 pub mod cli;
 pub mod config;

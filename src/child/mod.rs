@@ -123,6 +123,8 @@ pub fn spawn(spec: &ChildSpec, tracker: &TaskTracker) -> std::io::Result<Spawned
     if spec.clear_env {
         cmd.env_clear();
     }
+    // The bridge's own bearer token is the clients' secret, not the child's.
+    cmd.env_remove(crate::auth::TOKEN_ENV);
     cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
     let mut child = cmd.spawn()?;
     let pid = child.id().expect("a just-spawned child has a pid");

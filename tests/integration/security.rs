@@ -79,3 +79,184 @@ async fn host_and_origin_allow_lists_replace_and_extend_the_defaults() {
         "same origin stays allowed"
     );
 }
+
+/// Runs curl with `args` (plus `-s -i`); returns the status, the response head and the body.
+fn curl(args: &[&str]) -> (u16, String, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-i", "--max-time", "10"])
+        .args(args)
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+/// A file of bearer tokens in a fresh directory; removed with the directory on drop.
+struct TokenFile(std::path::PathBuf);
+
+impl TokenFile {
+    fn new(tokens: &str) -> TokenFile {
+        let dir = std::env::temp_dir().join(format!(
+            "mcp-bridge-tokens-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tokens");
+        std::fs::write(&path, tokens).unwrap();
+        TokenFile(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TokenFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.0.parent().unwrap());
+    }
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+}
+
+#[tokio::test]
+async fn bearer_tokens_guard_every_mcp_endpoint_and_reload_on_sighup() {
+    let tokens = TokenFile::new("# team tokens\ntok-alpha\n\ntok-beta\n");
+    let bridge = Bridge::echo(
+        &["--auth-token-file", tokens.path(), "--protect-metrics"],
+        &[],
+    )
+    .await;
+    let url = bridge.url();
+    let init = initialize_body(json!(1), "2025-11-25").to_string();
+    let post = |auth: Option<&str>| {
+        let mut args = vec![
+            "-H".to_string(),
+            "content-type: application/json".into(),
+            "-H".into(),
+            "accept: application/json, text/event-stream".into(),
+            "-d".into(),
+            init.clone(),
+        ];
+        if let Some(a) = auth {
+            args.extend(["-H".into(), format!("authorization: {a}")]);
+        }
+        args.push(url.clone());
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        curl(&refs)
+    };
+    let (status, head, body) = post(None);
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        head.contains("www-authenticate: bearer realm=\"mcp-bridge\""),
+        "{head}"
+    );
+    assert!(
+        !head.contains("resource_metadata"),
+        "no OAuth metadata in token mode"
+    );
+    let (status, head, _) = post(Some("Bearer tok-wrong"));
+    assert_eq!(status, 401);
+    assert!(head.contains("error=\"invalid_token\""), "{head}");
+    assert_eq!(post(Some("Bearer tok-alpha")).0, 200);
+    assert_eq!(post(Some("Bearer tok-beta")).0, 200);
+
+    // Every MCP endpoint and /metrics refuse without a token; health stays open.
+    for path in ["/sse", "/ws", "/metrics"] {
+        let (status, _, body) = curl(&[&bridge.at(path)]);
+        assert_eq!(status, 401, "{path}: {body}");
+    }
+    let (status, _, _) = curl(&[
+        "-H",
+        "authorization: Bearer tok-alpha",
+        &bridge.at("/metrics"),
+    ]);
+    assert_eq!(status, 200);
+    for path in ["/healthz", "/readyz"] {
+        assert_eq!(curl(&[&bridge.at(path)]).0, 200, "{path}");
+    }
+
+    // SIGHUP re-reads the file.
+    std::fs::write(&tokens.0, "tok-gamma\n").unwrap();
+    signal(bridge.pid(), nix::sys::signal::Signal::SIGHUP);
+    let mut reloaded = false;
+    for _ in 0..100 {
+        if post(Some("Bearer tok-gamma")).0 == 200 {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(reloaded, "the new token works after SIGHUP");
+    assert_eq!(
+        post(Some("Bearer tok-alpha")).0,
+        401,
+        "the old token is gone"
+    );
+    assert!(
+        bridge.logs().iter().all(|l| !l.contains("tok-")),
+        "tokens never appear in the logs"
+    );
+}
+
+#[tokio::test]
+async fn the_environment_token_works_and_is_not_passed_to_the_child() {
+    let bridge = Bridge::start_with_env(
+        &[],
+        &echo_child(&[]),
+        &[("MCP_BRIDGE_AUTH_TOKEN", "env-secret-token")],
+    );
+    let url = bridge.url();
+    let init = initialize_body(json!(1), "2025-11-25").to_string();
+    let mut ok = false;
+    for _ in 0..100 {
+        let (status, _) = curl_initialize(&url, &["authorization: Bearer env-secret-token"]);
+        if status == 200 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ok, "the environment token is accepted");
+    assert_eq!(curl_initialize(&url, &[]).0, 401);
+    // The child's environment lacks the token: ask the echo child through a session.
+    let http = http();
+    let resp = http
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("authorization", "Bearer env-secret-token")
+        .body(init)
+        .send()
+        .await
+        .unwrap();
+    let session = resp.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let call = tool_call(json!(2), "env", json!({"name": "MCP_BRIDGE_AUTH_TOKEN"}));
+    let resp = http
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("authorization", "Bearer env-secret-token")
+        .header("mcp-session-id", &session)
+        .body(call.to_string())
+        .send()
+        .await
+        .unwrap();
+    let (_, reply) = response_of(resp).await;
+    assert_eq!(tool_text(&reply), "", "the child does not see the token");
+}

@@ -49,7 +49,13 @@ pub struct Bridge {
 impl Bridge {
     /// Starts `mcp-bridge --port 0 --log-format json ARGS -- CHILD...` and waits until it listens.
     pub fn start(args: &[&str], child: &[String]) -> Bridge {
+        Bridge::start_with_env(args, child, &[])
+    }
+
+    /// Like [`Bridge::start`], with `env` added to the bridge's environment.
+    pub fn start_with_env(args: &[&str], child: &[String], env: &[(&str, &str)]) -> Bridge {
         let mut process = Command::new(bridge_bin())
+            .envs(env.iter().copied())
             .args([
                 "--port",
                 "0",
