@@ -36,6 +36,8 @@ pub struct Auth {
     env_token: Option<Secret>,
     /// The tokens in force (file and environment).
     tokens: RwLock<Arc<Vec<Secret>>>,
+    /// Randomly keyed hasher turning a token into the principal a session is bound to.
+    principals: std::collections::hash_map::RandomState,
 }
 
 impl Auth {
@@ -48,6 +50,7 @@ impl Auth {
             file,
             env_token,
             tokens: RwLock::new(Arc::new(Vec::new())),
+            principals: std::collections::hash_map::RandomState::new(),
         };
         auth.reload()?;
         Ok(auth)
@@ -84,6 +87,17 @@ impl Auth {
         Ok(n)
     }
 
+    /// Who the request authenticates as, for binding sessions (security best practices,
+    /// "Session Hijacking", PROTOCOL.md section 2.5): a keyed hash of its bearer token (the
+    /// token itself is not kept), never 0; 0 when authentication is off.
+    pub fn principal(&self, headers: &HeaderMap) -> u64 {
+        use std::hash::BuildHasher;
+        if !self.enabled() {
+            return 0;
+        }
+        bearer(headers).map_or(0, |t| self.principals.hash_one(t).max(1))
+    }
+
     /// Checks the request's `Authorization` header. Errors: 401 with `WWW-Authenticate:
     /// Bearer realm="mcp-bridge"` when no bearer token is sent, and with
     /// `error="invalid_token"` added when the token matches none.
@@ -91,14 +105,7 @@ impl Auth {
         if !self.enabled() {
             return Ok(());
         }
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, token) = v.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            });
-        let Some(presented) = presented else {
+        let Some(presented) = bearer(headers) else {
             return Err(unauthorized(
                 "Bearer realm=\"mcp-bridge\"",
                 "Unauthorized: send Authorization: Bearer <token> (this bridge requires a token)",
@@ -119,6 +126,13 @@ impl Auth {
             ))
         }
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 fn unauthorized(challenge: &'static str, message: &str) -> HttpError {

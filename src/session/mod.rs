@@ -59,6 +59,8 @@ pub struct Session {
     last_active_ms: AtomicU64,
     /// Requests of this session being served right now.
     in_flight: Arc<AtomicUsize>,
+    /// The principal ([`crate::auth::Auth::principal`]) the session belongs to; 0: none.
+    principal: AtomicU64,
 }
 
 /// Holds one of a session's in-flight slots; frees it on drop.
@@ -166,6 +168,17 @@ impl Session {
         self.streams.disconnect_get();
     }
 
+    /// Binds the session to `principal` ([`crate::auth::Auth::principal`]; 0: none), at creation.
+    pub fn bind_principal(&self, principal: u64) {
+        self.principal.store(principal, Ordering::Relaxed);
+    }
+
+    /// True when a request authenticated as `principal` may use this session: the same
+    /// principal that created it (both 0 when authentication is off).
+    pub fn belongs_to(&self, principal: u64) -> bool {
+        self.principal.load(Ordering::Relaxed) == principal
+    }
+
     /// True when the session negotiated 2025-11-25 or later (priming events, `retry`).
     pub fn wants_priming(&self) -> bool {
         self.version >= "2025-11-25"
@@ -238,6 +251,7 @@ impl Sessions {
             log_level: AtomicU8::new(LogLevel::UNSET),
             last_active_ms: AtomicU64::new(self.now_ms()),
             in_flight: Arc::default(),
+            principal: AtomicU64::new(0),
         });
         let mut maps = self.maps.write().expect("sessions lock");
         if maps.by_id.len() >= self.max_sessions {
@@ -267,6 +281,7 @@ impl Sessions {
             log_level: AtomicU8::new(old.log_level.load(Ordering::Relaxed)),
             last_active_ms: AtomicU64::new(self.now_ms()),
             in_flight: old.in_flight.clone(),
+            principal: AtomicU64::new(old.principal.load(Ordering::Relaxed)),
         });
         maps.by_id.insert(session.id.clone(), session.clone());
         maps.by_key.insert(session.key, session.clone());

@@ -26,6 +26,7 @@ pub fn open_stream(req: &Request<Incoming>, state: &Arc<AppState>) -> Response<B
         Ok(session) => session,
         Err(e) => return e.into_response(),
     };
+    session.bind_principal(state.auth.principal(req.headers()));
     let endpoint = format!(
         "{}{}?sessionId={}",
         prefix(req.headers(), state),
@@ -77,10 +78,11 @@ async fn handle_post(
     let id = session_param(req.uri().query().unwrap_or("")).ok_or_else(|| {
         HttpError::bad_request(jsonrpc::INVALID_REQUEST, "Bad Request: the sessionId query parameter is required (take the URI from the endpoint event)")
     })?;
+    let principal = state.auth.principal(req.headers());
     let session = state
         .sessions
         .get(&id)
-        .filter(|s| s.transport == Transport::Sse)
+        .filter(|s| s.transport == Transport::Sse && s.belongs_to(principal))
         .ok_or_else(HttpError::unknown_session)?;
     // `--session-env` values come from the headers of the POST that carries `initialize`.
     let env = child_env(&state.config.session_env, req.headers());

@@ -260,3 +260,92 @@ async fn the_environment_token_works_and_is_not_passed_to_the_child() {
     let (_, reply) = response_of(resp).await;
     assert_eq!(tool_text(&reply), "", "the child does not see the token");
 }
+
+#[tokio::test]
+async fn a_session_used_with_another_token_is_unknown() {
+    let tokens = TokenFile::new("tok-a\ntok-b\n");
+    let bridge = Bridge::echo(&["--auth-token-file", tokens.path()], &[]).await;
+    let url = bridge.url();
+    let http = http();
+    let send =
+        |token: &str, session: Option<&str>, method: reqwest::Method, body: Option<String>| {
+            let mut req = http
+                .request(method, &url)
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .header("authorization", format!("Bearer {token}"));
+            if let Some(s) = session {
+                req = req.header("mcp-session-id", s);
+            }
+            if let Some(b) = body {
+                req = req.body(b);
+            }
+            req.send()
+        };
+    let init = initialize_body(json!(1), "2025-11-25").to_string();
+    let resp = send("tok-a", None, reqwest::Method::POST, Some(init))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let session = resp.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let call = tool_call(json!(2), "echo", json!({"message": "mine"})).to_string();
+    let stolen = send(
+        "tok-b",
+        Some(&session),
+        reqwest::Method::POST,
+        Some(call.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(stolen.status(), 404, "another token's session is unknown");
+    for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
+        let resp = send("tok-b", Some(&session), method.clone(), None)
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404, "{method}");
+    }
+    let own = send("tok-a", Some(&session), reqwest::Method::POST, Some(call))
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 200);
+    assert_eq!(tool_text(&response_of(own).await.1), "mine");
+
+    // Legacy SSE: the message path refuses another token for the stream's session.
+    let mut stream = http
+        .get(bridge.at("/sse"))
+        .header("authorization", "Bearer tok-a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let mut text = String::new();
+    while !text.contains("\n\n") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), stream.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let endpoint = text
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .expect("the endpoint event")
+        .to_string();
+    let message_url = bridge.at(&endpoint);
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string();
+    for (token, want) in [("tok-b", 404), ("tok-a", 202)] {
+        let resp = http
+            .post(&message_url)
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .body(ping.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), want, "{token}");
+    }
+}

@@ -67,9 +67,11 @@ fn require_session(headers: &HeaderMap, state: &AppState) -> Result<Arc<Session>
         return Err(HttpError::missing_session());
     };
     let id = value.to_str().map_err(|_| HttpError::unknown_session())?;
+    // A session used with another principal's token is as unknown as a wrong id.
+    let principal = state.auth.principal(headers);
     let session = state
         .sessions
         .get(id)
-        .filter(|s| s.transport == Transport::StreamableHttp);
+        .filter(|s| s.transport == Transport::StreamableHttp && s.belongs_to(principal));
     session.ok_or_else(HttpError::unknown_session)
 }

@@ -66,6 +66,7 @@ pub async fn handle(req: Request<Incoming>, state: &AppState) -> Result<Response
     };
     // Taken now because the body read consumes the request; empty unless --session-env is set.
     let child_env = initialize::child_env(&state.config.session_env, headers);
+    let principal = state.auth.principal(headers);
     let body = read_body(req, state.config.max_body_bytes).await?;
     if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         let session = session.unwrap_or_else(|| Err(HttpError::missing_session()))?;
@@ -80,7 +81,7 @@ pub async fn handle(req: Request<Incoming>, state: &AppState) -> Result<Response
         Err(e) => return Err(HttpError::bad_request(e.code(), e.to_string())),
     };
     if msg.kind() == Ok(Kind::Request) && msg.method() == "initialize" {
-        return initialize_http(msg, child_env, state).await;
+        return initialize_http(msg, child_env, principal, state).await;
     }
     let origin = match (session, &state.router) {
         (Some(session), _) => origin_of(&session?),
@@ -108,6 +109,7 @@ pub async fn handle(req: Request<Incoming>, state: &AppState) -> Result<Response
 async fn initialize_http(
     msg: Message,
     child_env: Vec<(String, String)>,
+    principal: u64,
     state: &AppState,
 ) -> Result<Response<Body>, HttpError> {
     if state.sessions.is_full() {
@@ -123,6 +125,7 @@ async fn initialize_http(
         Opened::NoSession(body) => Ok(json_response(body)),
         Opened::Session(new, body) => {
             let session = initialize::register(state, new, id.as_ref())?;
+            session.bind_principal(principal);
             state
                 .metrics
                 .sessions_active
