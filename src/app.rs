@@ -88,6 +88,8 @@ pub struct AppState {
     pub started: Instant,
     /// Host and Origin checks of the MCP endpoint.
     pub guard: crate::guard::Guard,
+    /// CORS policy (`--cors-origin`).
+    pub cors: crate::cors::Cors,
     /// Bearer tokens (`--auth-token-file`, `MCP_BRIDGE_AUTH_TOKEN`).
     pub auth: crate::auth::Auth,
 }
@@ -163,8 +165,15 @@ pub async fn serve(
     };
     let addr = listener.local_addr().context("reading the bound address")?;
     tracing::info!(listen = %addr, path = %config.mcp_path, isolation = ?config.isolation, stateless = config.stateless, "mcp-bridge listening");
-    let guard =
-        crate::guard::Guard::with_allow_lists(addr, &config.allowed_hosts, &config.allowed_origins);
+    // Browser origins allowed by CORS also pass the Origin check.
+    let origins: Vec<String> = config
+        .allowed_origins
+        .iter()
+        .chain(&config.cors_origins)
+        .cloned()
+        .collect();
+    let guard = crate::guard::Guard::with_allow_lists(addr, &config.allowed_hosts, &origins);
+    let cors = crate::cors::Cors::new(&config.cors_origins);
     let auth = crate::auth::Auth::load(config.auth_token_file.clone(), config.auth_token.clone())
         .map_err(anyhow::Error::msg)?;
     let state = Arc::new(AppState {
@@ -182,6 +191,7 @@ pub async fn serve(
         registry,
         started: Instant::now(),
         guard,
+        cors,
         auth,
     });
     tracker.spawn(reap_idle_sessions(state.clone()));
@@ -361,6 +371,20 @@ async fn accept_loop(
     }
 }
 
+/// Serves a request on one of the enabled transports' endpoints.
+async fn endpoint_response(req: Request<Incoming>, state: &Arc<AppState>) -> Response<Body> {
+    let c = &state.config;
+    let path = req.uri().path();
+    // The handlers' futures are boxed: hyper keeps a slot the size of this future for the
+    // connection's lifetime, so inlining them would cost every idle stream kilobytes.
+    match path {
+        p if p == c.mcp_path => Box::pin(streamable_http::handle(req, state.clone())).await,
+        p if p == c.sse_path => sse_legacy::open_stream(&req, state),
+        p if p == c.message_path => Box::pin(sse_legacy::post_message(req, state)).await,
+        _ => websocket::upgrade(req, state),
+    }
+}
+
 /// Dispatches by path: the enabled transports' endpoints (behind the Host/Origin guard),
 /// `/healthz`, `/readyz`, `/metrics`, else 404.
 async fn route(req: Request<Incoming>, state: Arc<AppState>) -> Response<Body> {
@@ -373,17 +397,16 @@ async fn route(req: Request<Incoming>, state: Arc<AppState>) -> Response<Body> {
         if let Err(e) = state.guard.check(req.headers()) {
             return e.into_response();
         }
-        if let Err(e) = state.auth.check(req.headers()) {
-            return e.into_response();
+        if let Some(preflight) = state.cors.preflight(req.method(), req.headers()) {
+            return preflight;
         }
-        // The handlers' futures are boxed: hyper keeps a slot the size of this future for the
-        // connection's lifetime, so inlining them would cost every idle stream kilobytes.
-        return match path {
-            p if p == c.mcp_path => Box::pin(streamable_http::handle(req, state)).await,
-            p if p == c.sse_path => sse_legacy::open_stream(&req, &state),
-            p if p == c.message_path => Box::pin(sse_legacy::post_message(req, &state)).await,
-            _ => websocket::upgrade(req, &state),
+        let cors_origin = state.cors.allowed_origin(req.headers());
+        let mut resp = match state.auth.check(req.headers()) {
+            Err(e) => e.into_response(),
+            Ok(()) => endpoint_response(req, &state).await,
         };
+        state.cors.decorate(cors_origin, &mut resp);
+        return resp;
     }
     match path {
         "/healthz" => health::healthz(&req, &state),

@@ -291,6 +291,14 @@ pub struct Cli {
     /// Require a bearer token on /metrics too (/healthz and /readyz stay open).
     #[arg(long, env = "MCP_BRIDGE_PROTECT_METRICS")]
     pub protect_metrics: bool,
+    /// Origins (scheme://host[:port]) or * allowed to call the MCP endpoints from a browser (CORS; off by default): they get Access-Control-Allow-Origin, exposed Mcp-Session-Id and WWW-Authenticate, and preflight answers (repeatable, or comma-separated).
+    #[arg(
+        long = "cors-origin",
+        env = "MCP_BRIDGE_CORS_ORIGIN",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
     /// The stdio MCP server to run, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,

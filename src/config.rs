@@ -79,6 +79,8 @@ pub struct Config {
     pub allowed_hosts: Vec<String>,
     /// `--allowed-origins`.
     pub allowed_origins: Vec<String>,
+    /// `--cors-origin` (empty: CORS off).
+    pub cors_origins: Vec<String>,
     /// `--auth-token-file`.
     pub auth_token_file: Option<std::path::PathBuf>,
     /// `MCP_BRIDGE_AUTH_TOKEN` (environment only, so it never shows in the process list).
@@ -228,6 +230,7 @@ impl Config {
             trust_forwarded_prefix: cli.trust_forwarded_prefix,
             worker_threads: cli.worker_threads.unwrap_or_else(default_worker_threads),
             allowed_hosts: cli.allowed_hosts,
+            cors_origins: cli.cors_origins,
             auth_token_file: cli.auth_token_file,
             auth_token: std::env::var(crate::auth::TOKEN_ENV)
                 .ok()

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod child;
 pub mod cli;
 pub mod config;
+pub mod cors;
 pub mod error;
 pub mod guard;
 pub mod health;

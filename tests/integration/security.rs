@@ -349,3 +349,100 @@ async fn a_session_used_with_another_token_is_unknown() {
         assert_eq!(resp.status(), want, "{token}");
     }
 }
+
+#[tokio::test]
+async fn cors_answers_preflights_and_exposes_the_session_header_to_allowed_origins() {
+    let tokens = TokenFile::new("tok-cors\n");
+    let bridge = Bridge::echo(
+        &[
+            "--cors-origin",
+            "https://app.example.com",
+            "--auth-token-file",
+            tokens.path(),
+        ],
+        &[],
+    )
+    .await;
+    let url = bridge.url();
+    let (status, head, _) = curl(&[
+        "-X",
+        "OPTIONS",
+        "-H",
+        "origin: https://app.example.com",
+        "-H",
+        "access-control-request-method: POST",
+        "-H",
+        "access-control-request-headers: authorization, content-type, mcp-session-id",
+        &url,
+    ]);
+    assert_eq!(status, 204, "{head}");
+    assert!(
+        head.contains("access-control-allow-origin: https://app.example.com"),
+        "{head}"
+    );
+    assert!(
+        head.contains("access-control-allow-methods: get, post, delete, options"),
+        "{head}"
+    );
+    assert!(head.contains("mcp-session-id"), "{head}");
+
+    let origin = "origin: https://app.example.com";
+    let (status, body) = curl_initialize(&url, &[origin, "authorization: Bearer tok-cors"]);
+    assert_eq!(status, 200, "{body}");
+    let body = initialize_body(json!(1), "2025-11-25").to_string();
+    let post = |extra: &[&str]| {
+        let mut args = vec![
+            "-H",
+            "content-type: application/json",
+            "-H",
+            "accept: application/json, text/event-stream",
+            "-d",
+            &body,
+        ];
+        args.extend_from_slice(extra);
+        args.push(&url);
+        curl(&args)
+    };
+    let (status, head, _) = post(&["-H", origin, "-H", "authorization: Bearer tok-cors"]);
+    assert_eq!(status, 200);
+    assert!(
+        head.contains("access-control-allow-origin: https://app.example.com"),
+        "{head}"
+    );
+    assert!(
+        head.contains(
+            "access-control-expose-headers: mcp-session-id, mcp-protocol-version, www-authenticate"
+        ),
+        "{head}"
+    );
+    let (status, head, _) = post(&["-H", origin]);
+    assert_eq!(status, 401);
+    assert!(
+        head.contains("access-control-allow-origin"),
+        "a browser can read the 401: {head}"
+    );
+    let (status, head, _) = post(&[
+        "-H",
+        "origin: https://evil.example",
+        "-H",
+        "authorization: Bearer tok-cors",
+    ]);
+    assert_eq!(status, 403);
+    assert!(!head.contains("access-control-allow-origin"), "{head}");
+
+    let plain = Bridge::echo(&[], &[]).await;
+    let (status, head, _) = curl(&[
+        "-H",
+        "content-type: application/json",
+        "-H",
+        "origin: http://localhost:3000",
+        "-d",
+        &body,
+        &plain.url(),
+    ]);
+    assert_eq!(status, 200);
+    assert!(
+        !head.contains("access-control-allow-origin"),
+        "CORS is off by default"
+    );
+}
