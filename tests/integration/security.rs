@@ -446,3 +446,78 @@ async fn cors_answers_preflights_and_exposes_the_session_header_to_allowed_origi
         "CORS is off by default"
     );
 }
+
+#[tokio::test]
+async fn secrets_never_reach_logs_error_bodies_or_metrics() {
+    let tokens = TokenFile::new("tok-secret-4471\n");
+    let bridge = Bridge::echo(
+        &[
+            "--auth-token-file",
+            tokens.path(),
+            "--env",
+            "STATIC_SECRET=env-secret-9932",
+            "--isolation",
+            "session",
+            "--session-env",
+            "x-api-key=API_KEY",
+        ],
+        &[],
+    )
+    .await;
+    let url = bridge.url();
+    let http = http();
+    let post = |body: String, session: Option<String>| {
+        let mut req = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("authorization", "Bearer tok-secret-4471")
+            .header("x-api-key", "session-secret-1187");
+        if let Some(s) = session {
+            req = req.header("mcp-session-id", s);
+        }
+        req.body(body).send()
+    };
+    let resp = post(initialize_body(json!(1), "2025-11-25").to_string(), None)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let session = resp.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let env_of = |name: &str| tool_call(json!(name), "env", json!({"name": name})).to_string();
+    for (name, want) in [
+        ("API_KEY", "session-secret-1187"),
+        ("STATIC_SECRET", "env-secret-9932"),
+    ] {
+        let resp = post(env_of(name), Some(session.clone())).await.unwrap();
+        let (_, reply) = response_of(resp).await;
+        assert_eq!(tool_text(&reply), want, "the child gets its secrets");
+    }
+    // Error bodies never echo a presented token.
+    let wrong = http
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer tok-wrong-5519")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert!(!wrong.text().await.unwrap().contains("5519"));
+    let metrics = metrics_text(&bridge).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let logs = bridge.logs().join("\n");
+    assert!(
+        logs.contains("session initialized"),
+        "debug logs were captured"
+    );
+    for secret in ["4471", "5519", "env-secret-9932", "session-secret-1187"] {
+        assert!(
+            !logs.contains(secret),
+            "{secret} leaked into the debug logs"
+        );
+        assert!(!metrics.contains(secret), "{secret} leaked into /metrics");
+    }
+}
