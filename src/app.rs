@@ -88,6 +88,8 @@ pub struct AppState {
     pub started: Instant,
     /// Host and Origin checks of the MCP endpoint.
     pub guard: crate::guard::Guard,
+    /// TLS (`--tls-cert`, `--tls-key`), when serving HTTPS.
+    pub tls: Option<crate::tls::Tls>,
     /// CORS policy (`--cors-origin`).
     pub cors: crate::cors::Cors,
     /// Bearer tokens (`--auth-token-file`, `MCP_BRIDGE_AUTH_TOKEN`).
@@ -174,6 +176,10 @@ pub async fn serve(
         .collect();
     let guard = crate::guard::Guard::with_allow_lists(addr, &config.allowed_hosts, &origins);
     let cors = crate::cors::Cors::new(&config.cors_origins);
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(crate::tls::Tls::load(cert, key).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
     let auth = crate::auth::Auth::load(config.auth_token_file.clone(), config.auth_token.clone())
         .map_err(anyhow::Error::msg)?;
     let state = Arc::new(AppState {
@@ -191,12 +197,13 @@ pub async fn serve(
         registry,
         started: Instant::now(),
         guard,
+        tls,
         cors,
         auth,
     });
     tracker.spawn(reap_idle_sessions(state.clone()));
-    if state.config.auth_token_file.is_some() {
-        tracker.spawn(reload_tokens_on_sighup(state.clone()));
+    if state.config.auth_token_file.is_some() || state.tls.is_some() {
+        tracker.spawn(reload_on_sighup(state.clone()));
     }
     // PID 1 reaps orphans until the very end, through the shutdown sequence.
     let exiting = CancellationToken::new();
@@ -285,12 +292,15 @@ impl AppState {
     }
 }
 
-/// Re-reads `--auth-token-file` on every SIGHUP until shutdown; a file that cannot be read keeps
-/// the tokens in force. Logs how many tokens are accepted, never the tokens.
-async fn reload_tokens_on_sighup(state: Arc<AppState>) {
+/// Re-reads `--auth-token-file` and the TLS certificate and key on every SIGHUP until shutdown;
+/// what cannot be read keeps what is in force. Logs how many tokens are accepted, never the
+/// tokens.
+async fn reload_on_sighup(state: Arc<AppState>) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot install a SIGHUP handler; --auth-token-file is read only at start");
+        tracing::warn!(
+            "cannot install a SIGHUP handler; tokens and certificates are read only at start"
+        );
         return;
     };
     loop {
@@ -298,9 +308,17 @@ async fn reload_tokens_on_sighup(state: Arc<AppState>) {
             _ = state.shutdown.cancelled() => return,
             _ = hangup.recv() => {}
         }
-        match state.auth.reload() {
-            Ok(n) => tracing::info!(tokens = n, "SIGHUP: reloaded --auth-token-file"),
-            Err(e) => tracing::warn!(error = %e, "SIGHUP: keeping the previous tokens"),
+        if state.config.auth_token_file.is_some() {
+            match state.auth.reload() {
+                Ok(n) => tracing::info!(tokens = n, "SIGHUP: reloaded --auth-token-file"),
+                Err(e) => tracing::warn!(error = %e, "SIGHUP: keeping the previous tokens"),
+            }
+        }
+        if let Some(tls) = &state.tls {
+            match tls.reload() {
+                Ok(()) => tracing::info!("SIGHUP: reloaded the TLS certificate and key"),
+                Err(e) => tracing::warn!(error = %e, "SIGHUP: keeping the previous certificate"),
+            }
         }
     }
 }
@@ -354,11 +372,35 @@ async fn accept_loop(
             },
         };
         let _ = stream.set_nodelay(true);
-        let state = state.clone();
-        let service = hyper::service::service_fn(move |req| {
+        let service = {
             let state = state.clone();
-            async move { Ok::<_, Infallible>(route(req, state).await) }
-        });
+            hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(route(req, state).await) }
+            })
+        };
+        if let Some(tls) = &state.tls {
+            // The handshake runs in the connection's task, bounded like a request head.
+            let (acceptor, builder, watcher) =
+                (tls.acceptor(), builder.clone(), graceful.watcher());
+            let limit = state.config.header_read_timeout;
+            tracker.spawn(async move {
+                let stream = match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        return tracing::debug!(peer = %peer, error = %e, "TLS handshake failed")
+                    }
+                    Err(_) => return tracing::debug!(peer = %peer, "TLS handshake timed out"),
+                };
+                let conn = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
+                if let Err(e) = watcher.watch(conn).await {
+                    tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+                }
+            });
+            continue;
+        }
         let conn = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();

@@ -299,6 +299,22 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub cors_origins: Vec<String>,
+    /// PEM certificate chain (leaf first) to serve HTTPS with; needs --tls-key; re-read on SIGHUP.
+    #[arg(
+        long = "tls-cert",
+        env = "MCP_BRIDGE_TLS_CERT",
+        value_name = "PATH",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert; re-read on SIGHUP.
+    #[arg(
+        long = "tls-key",
+        env = "MCP_BRIDGE_TLS_KEY",
+        value_name = "PATH",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<std::path::PathBuf>,
     /// The stdio MCP server to run, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,

@@ -79,6 +79,8 @@ pub struct Config {
     pub allowed_hosts: Vec<String>,
     /// `--allowed-origins`.
     pub allowed_origins: Vec<String>,
+    /// `--tls-cert` and `--tls-key` (both or neither).
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
     /// `--cors-origin` (empty: CORS off).
     pub cors_origins: Vec<String>,
     /// `--auth-token-file`.
@@ -230,6 +232,7 @@ impl Config {
             trust_forwarded_prefix: cli.trust_forwarded_prefix,
             worker_threads: cli.worker_threads.unwrap_or_else(default_worker_threads),
             allowed_hosts: cli.allowed_hosts,
+            tls: cli.tls_cert.zip(cli.tls_key),
             cors_origins: cli.cors_origins,
             auth_token_file: cli.auth_token_file,
             auth_token: std::env::var(crate::auth::TOKEN_ENV)

@@ -22,6 +22,7 @@ pub mod session;
 pub mod shutdown;
 pub mod supervisor;
 pub mod telemetry;
+pub mod tls;
 pub mod transport;
 
 pub use app::{run, serve};

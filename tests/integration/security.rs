@@ -521,3 +521,142 @@ async fn secrets_never_reach_logs_error_bodies_or_metrics() {
         assert!(!metrics.contains(secret), "{secret} leaked into /metrics");
     }
 }
+
+/// Runs openssl with `args` in `dir`, failing the test on error.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl (Debian package openssl) runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Makes CA `name` (`name-ca.pem`) and a server certificate it signs for localhost and
+/// 127.0.0.1 (`name.pem`, key `name.key`) in `dir`.
+fn make_certificates(dir: &std::path::Path, name: &str) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let ca_key = format!("{name}-ca.key");
+    let ca = format!("{name}-ca.pem");
+    let mut args = vec![
+        "req",
+        "-x509",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=mcp-bridge test CA",
+    ];
+    args.extend(ec);
+    args.extend(["-keyout", &ca_key, "-out", &ca]);
+    openssl(dir, &args);
+    let key = format!("{name}.key");
+    let csr = format!("{name}.csr");
+    let mut args = vec!["req", "-subj", "/CN=localhost"];
+    args.extend(ec);
+    args.extend(["-keyout", &key, "-out", &csr]);
+    openssl(dir, &args);
+    let ext = format!("{name}.ext");
+    std::fs::write(
+        dir.join(&ext),
+        "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    let cert = format!("{name}.pem");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-days",
+            "1",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-extfile",
+            &ext,
+            "-out",
+            &cert,
+        ],
+    );
+}
+
+#[tokio::test]
+async fn https_serves_the_typescript_sdk_client_and_reloads_its_certificate_on_sighup() {
+    let files = TokenFile::new("");
+    let dir = files.0.parent().unwrap().to_path_buf();
+    make_certificates(&dir, "first");
+    make_certificates(&dir, "second");
+    let (cert, key) = (dir.join("server.pem"), dir.join("server.key"));
+    std::fs::copy(dir.join("first.pem"), &cert).unwrap();
+    std::fs::copy(dir.join("first.key"), &key).unwrap();
+    let bridge = Bridge::start(
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        &everything_child(),
+    );
+    let port = bridge.addr.port();
+    let health = format!("https://localhost:{port}/healthz");
+    let ca = |name: &str| dir.join(format!("{name}-ca.pem")).display().to_string();
+    let status_with = |ca: &str| curl(&["--cacert", ca, &health]).0;
+    let mut up = false;
+    for _ in 0..100 {
+        if status_with(&ca("first")) == 200 {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(up, "the bridge answers over https");
+    assert_eq!(
+        curl(&[&health]).0,
+        0,
+        "an untrusted certificate is refused by curl"
+    );
+    assert_eq!(
+        curl(&[&format!("http://127.0.0.1:{port}/healthz")]).0,
+        0,
+        "plain HTTP gets no HTTP answer on a TLS listener"
+    );
+
+    let url = format!("https://localhost:{port}/mcp");
+    let summary = run_client_env(
+        std::path::PathBuf::from("node"),
+        "ts_client.mjs",
+        &[&url],
+        &[("NODE_EXTRA_CA_CERTS", &ca("first"))],
+    )
+    .await;
+    assert_eq!(summary["ok"], true, "{summary}");
+
+    std::fs::copy(dir.join("second.pem"), &cert).unwrap();
+    std::fs::copy(dir.join("second.key"), &key).unwrap();
+    signal(bridge.pid(), nix::sys::signal::Signal::SIGHUP);
+    let mut reloaded = false;
+    for _ in 0..100 {
+        if status_with(&ca("second")) == 200 {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(reloaded, "the new certificate is served after SIGHUP");
+    assert_eq!(status_with(&ca("first")), 0, "the old certificate is gone");
+}

@@ -413,6 +413,16 @@ pub fn everything_child() -> Vec<String> {
 /// 30 s timeout; this waits at most 90 s) and returns its JSON summary line, failing with its
 /// stderr otherwise.
 pub async fn run_client(program: PathBuf, script: &str, args: &[&str]) -> Value {
+    run_client_env(program, script, args, &[]).await
+}
+
+/// Like [`run_client`], with `env` added to the client's environment.
+pub async fn run_client_env(
+    program: PathBuf,
+    script: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Value {
     assert!(
         program.exists() || program.components().count() == 1,
         "{} is missing: run scripts/setup-interop first",
@@ -425,6 +435,7 @@ pub async fn run_client(program: PathBuf, script: &str, args: &[&str]) -> Value 
             .arg(&script)
             .args(args)
             .env("NO_PROXY", "127.0.0.1,localhost")
+            .envs(env.iter().copied())
             .kill_on_drop(true)
             .output(),
     )
