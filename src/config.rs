@@ -181,6 +181,15 @@ impl Config {
             .iter()
             .map(|kv| parse_session_env(kv))
             .collect::<Result<Vec<_>, _>>()?;
+        let auth_on = cli.auth_token_file.is_some()
+            || std::env::var_os(crate::auth::TOKEN_ENV).is_some_and(|v| !v.is_empty());
+        if auth_on
+            && session_env
+                .iter()
+                .any(|(h, _)| h == http::header::AUTHORIZATION)
+        {
+            return err("--session-env authorization=... would hand the clients' bearer tokens to the child; tokens are for the bridge only (PROTOCOL.md section 5, no token passthrough)");
+        }
         for (flag, d) in [
             ("--client-request-timeout", cli.client_request_timeout),
             ("--session-idle-timeout", cli.session_idle_timeout),

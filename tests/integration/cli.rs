@@ -20,6 +20,25 @@ fn missing_child_command_exits_64_with_one_line() {
 }
 
 #[test]
+fn bearer_tokens_cannot_be_passed_to_the_child() {
+    let (code, err) = run(&[
+        "--auth-token-file",
+        "/dev/null",
+        "--isolation",
+        "session",
+        "--session-env",
+        "Authorization=TOKEN",
+        "--",
+        "x",
+    ]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(
+        err.contains("would hand the clients' bearer tokens"),
+        "{err}"
+    );
+}
+
+#[test]
 fn bad_option_exits_64_with_one_line() {
     for args in [
         &["--no-such-flag", "--", "x"][..],
