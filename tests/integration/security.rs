@@ -80,6 +80,17 @@ async fn host_and_origin_allow_lists_replace_and_extend_the_defaults() {
     );
 }
 
+/// Polls `check` every 50 ms for up to 5 s; true once it holds.
+async fn eventually(mut check: impl FnMut() -> bool) -> bool {
+    for _ in 0..100 {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
 /// Runs curl with `args` (plus `-s -i`); returns the status, the response head and the body.
 fn curl(args: &[&str]) -> (u16, String, String) {
     let out = Command::new("curl")
@@ -191,14 +202,7 @@ async fn bearer_tokens_guard_every_mcp_endpoint_and_reload_on_sighup() {
     // SIGHUP re-reads the file.
     std::fs::write(&tokens.0, "tok-gamma\n").unwrap();
     signal(bridge.pid(), nix::sys::signal::Signal::SIGHUP);
-    let mut reloaded = false;
-    for _ in 0..100 {
-        if post(Some("Bearer tok-gamma")).0 == 200 {
-            reloaded = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let reloaded = eventually(|| post(Some("Bearer tok-gamma")).0 == 200).await;
     assert!(reloaded, "the new token works after SIGHUP");
     assert_eq!(
         post(Some("Bearer tok-alpha")).0,
@@ -220,15 +224,9 @@ async fn the_environment_token_works_and_is_not_passed_to_the_child() {
     );
     let url = bridge.url();
     let init = initialize_body(json!(1), "2025-11-25").to_string();
-    let mut ok = false;
-    for _ in 0..100 {
-        let (status, _) = curl_initialize(&url, &["authorization: Bearer env-secret-token"]);
-        if status == 200 {
-            ok = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let ok =
+        eventually(|| curl_initialize(&url, &["authorization: Bearer env-secret-token"]).0 == 200)
+            .await;
     assert!(ok, "the environment token is accepted");
     assert_eq!(curl_initialize(&url, &[]).0, 401);
     // The child's environment lacks the token: ask the echo child through a session.
@@ -616,14 +614,7 @@ async fn https_serves_the_typescript_sdk_client_and_reloads_its_certificate_on_s
     let health = format!("https://localhost:{port}/healthz");
     let ca = |name: &str| dir.join(format!("{name}-ca.pem")).display().to_string();
     let status_with = |ca: &str| curl(&["--cacert", ca, &health]).0;
-    let mut up = false;
-    for _ in 0..100 {
-        if status_with(&ca("first")) == 200 {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let up = eventually(|| status_with(&ca("first")) == 200).await;
     assert!(up, "the bridge answers over https");
     assert_eq!(
         curl(&[&health]).0,
@@ -649,14 +640,7 @@ async fn https_serves_the_typescript_sdk_client_and_reloads_its_certificate_on_s
     std::fs::copy(dir.join("second.pem"), &cert).unwrap();
     std::fs::copy(dir.join("second.key"), &key).unwrap();
     signal(bridge.pid(), nix::sys::signal::Signal::SIGHUP);
-    let mut reloaded = false;
-    for _ in 0..100 {
-        if status_with(&ca("second")) == 200 {
-            reloaded = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let reloaded = eventually(|| status_with(&ca("second")) == 200).await;
     assert!(reloaded, "the new certificate is served after SIGHUP");
     assert_eq!(status_with(&ca("first")), 0, "the old certificate is gone");
 }
