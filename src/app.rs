@@ -436,7 +436,8 @@ async fn route(req: Request<Incoming>, state: Arc<AppState>) -> Response<Body> {
         || (c.sse && (path == c.sse_path || path == c.message_path))
         || (c.ws && path == c.ws_path);
     if endpoint {
-        if let Err(e) = state.guard.check(req.headers()) {
+        let authority = req.uri().authority().map(|a| a.as_str());
+        if let Err(e) = state.guard.check(req.headers(), authority) {
             return e.into_response();
         }
         if let Some(preflight) = state.cors.preflight(req.method(), req.headers()) {

@@ -65,10 +65,14 @@ impl Guard {
     /// Checks `Host` and `Origin`. Errors: 421 for a `Host` that is not this machine (loopback
     /// binds), 403 for an `Origin` that is neither this machine (loopback binds) nor the
     /// request's own `Host`.
-    pub fn check(&self, headers: &HeaderMap) -> Result<(), HttpError> {
+    ///
+    /// The host is the `Host` header, or the request target's authority (`authority`, as
+    /// HTTP/2 requests carry it) when there is no `Host` header.
+    pub fn check(&self, headers: &HeaderMap, authority: Option<&str>) -> Result<(), HttpError> {
         let host = headers
             .get(header::HOST)
             .and_then(|v| v.to_str().ok())
+            .or(authority)
             .unwrap_or("");
         if !self.host_allowed(host) {
             let why = if self.hosts.is_empty() {
@@ -128,6 +132,12 @@ fn is_loopback_authority(authority: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Guard {
+        fn check_h(&self, headers: &HeaderMap) -> Result<(), HttpError> {
+            self.check(headers, None)
+        }
+    }
     use http::HeaderValue;
 
     fn headers(host: &str, origin: Option<&str>) -> HeaderMap {
@@ -142,23 +152,35 @@ mod tests {
     #[test]
     fn loopback_binds_accept_only_loopback_hosts_and_origins() {
         let g = Guard::new("127.0.0.1:8080".parse().unwrap());
-        assert!(g.check(&headers("127.0.0.1:8080", None)).is_ok());
+        assert!(g.check_h(&headers("127.0.0.1:8080", None)).is_ok());
         assert!(g
-            .check(&headers("localhost", Some("http://localhost:3000")))
+            .check_h(&headers("localhost", Some("http://localhost:3000")))
             .is_ok());
         assert!(g
-            .check(&headers("[::1]:8080", Some("http://[::1]:8080")))
+            .check_h(&headers("[::1]:8080", Some("http://[::1]:8080")))
             .is_ok());
         assert_eq!(
-            g.check(&headers("evil.example.com", None))
+            g.check_h(&headers("evil.example.com", None))
                 .unwrap_err()
                 .status,
             421
         );
         let e = g
-            .check(&headers("localhost:8080", Some("http://evil.example.com")))
+            .check_h(&headers("localhost:8080", Some("http://evil.example.com")))
             .unwrap_err();
         assert_eq!(e.status, 403);
+    }
+
+    #[test]
+    fn without_a_host_header_the_request_authority_is_checked() {
+        let g = Guard::new("127.0.0.1:8080".parse().unwrap());
+        let none = HeaderMap::new();
+        assert_eq!(
+            g.check(&none, Some("evil.example.com")).unwrap_err().status,
+            421,
+            "an HTTP/2 request names its host in the authority"
+        );
+        assert!(g.check(&none, Some("127.0.0.1:8080")).is_ok());
     }
 
     #[test]
@@ -169,29 +191,29 @@ mod tests {
             &list(&["mcp.example.com", "Other.Example:8443"]),
             &list(&["https://App.example.com/"]),
         );
-        assert!(g.check(&headers("mcp.example.com:8080", None)).is_ok());
-        assert!(g.check(&headers("other.example:8443", None)).is_ok());
+        assert!(g.check_h(&headers("mcp.example.com:8080", None)).is_ok());
+        assert!(g.check_h(&headers("other.example:8443", None)).is_ok());
         assert_eq!(
-            g.check(&headers("other.example:9999", None))
+            g.check_h(&headers("other.example:9999", None))
                 .unwrap_err()
                 .status,
             421
         );
         assert_eq!(
-            g.check(&headers("localhost:8080", None))
+            g.check_h(&headers("localhost:8080", None))
                 .unwrap_err()
                 .status,
             421,
             "the list replaces the loopback default"
         );
         assert!(g
-            .check(&headers("mcp.example.com", Some("https://app.example.com")))
+            .check_h(&headers("mcp.example.com", Some("https://app.example.com")))
             .is_ok());
         assert!(g
-            .check(&headers("mcp.example.com", Some("http://localhost:3000")))
+            .check_h(&headers("mcp.example.com", Some("http://localhost:3000")))
             .is_ok());
         assert_eq!(
-            g.check(&headers("mcp.example.com", Some("https://evil.example")))
+            g.check_h(&headers("mcp.example.com", Some("https://evil.example")))
                 .unwrap_err()
                 .status,
             403
@@ -199,19 +221,19 @@ mod tests {
         let any =
             Guard::with_allow_lists("0.0.0.0:1".parse().unwrap(), &list(&["*"]), &list(&["*"]));
         assert!(any
-            .check(&headers("x.example", Some("https://y.example")))
+            .check_h(&headers("x.example", Some("https://y.example")))
             .is_ok());
     }
 
     #[test]
     fn public_binds_accept_any_host_but_only_same_origin() {
         let g = Guard::new("0.0.0.0:8080".parse().unwrap());
-        assert!(g.check(&headers("mcp.example.com", None)).is_ok());
+        assert!(g.check_h(&headers("mcp.example.com", None)).is_ok());
         assert!(g
-            .check(&headers("mcp.example.com", Some("https://mcp.example.com")))
+            .check_h(&headers("mcp.example.com", Some("https://mcp.example.com")))
             .is_ok());
         assert_eq!(
-            g.check(&headers(
+            g.check_h(&headers(
                 "mcp.example.com",
                 Some("https://evil.example.com")
             ))
