@@ -108,10 +108,7 @@ async fn session_env_maps_a_request_header_into_that_sessions_child() {
         .send()
         .await
         .unwrap();
-    let id = resp.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let id = session_id(&resp);
     let with_key = Session {
         http: http.clone(),
         url: bridge.url(),

@@ -100,10 +100,7 @@ async fn streamable_http_sse_and_websocket_work_through_nginx_with_a_path_prefix
     let url = nginx.url("/prefix/mcp");
     let resp = post_json(&http, &url, None, &initialize_body(json!(1), "2025-11-25")).await;
     assert_eq!(resp.status(), 200);
-    let id = resp.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let id = session_id(&resp);
     let s = Session {
         http: http.clone(),
         url,
@@ -214,10 +211,7 @@ async fn an_event_sent_while_a_tool_runs_arrives_before_the_tool_finishes() {
         &initialize_body(json!(1), "2025-11-25"),
     )
     .await;
-    let session = resp.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let session = session_id(&resp);
     // /prefix/ is configured as operators do (proxy_buffering off); /buffered/ buffers and gzips
     // event streams, where only the bridge's own X-Accel-Buffering: no keeps events flowing.
     for (path, gzip) in [("/prefix/mcp", false), ("/buffered/mcp", true)] {

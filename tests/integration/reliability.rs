@@ -344,10 +344,7 @@ async fn as_pid_1_the_bridge_reaps_orphans_keeps_its_childs_status_and_stops_eve
     let session = Session {
         http: http.clone(),
         url,
-        id: resp.headers()["mcp-session-id"]
-            .to_str()
-            .unwrap()
-            .to_string(),
+        id: session_id(&resp),
     };
     session
         .request(&tool_call(json!(1), "echo", json!({"message": "a"})))

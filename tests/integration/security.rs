@@ -240,10 +240,7 @@ async fn the_environment_token_works_and_is_not_passed_to_the_child() {
         .send()
         .await
         .unwrap();
-    let session = resp.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let session = session_id(&resp);
     let call = tool_call(json!(2), "env", json!({"name": "MCP_BRIDGE_AUTH_TOKEN"}));
     let resp = http
         .post(&url)
@@ -285,10 +282,7 @@ async fn a_session_used_with_another_token_is_unknown() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let session = resp.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let session = session_id(&resp);
     let call = tool_call(json!(2), "echo", json!({"message": "mine"})).to_string();
     let stolen = send(
         "tok-b",
@@ -480,10 +474,7 @@ async fn secrets_never_reach_logs_error_bodies_or_metrics() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let session = resp.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let session = session_id(&resp);
     let env_of = |name: &str| tool_call(json!(name), "env", json!({"name": name})).to_string();
     for (name, want) in [
         ("API_KEY", "session-secret-1187"),

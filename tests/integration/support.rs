@@ -236,10 +236,7 @@ impl Session {
         )
         .await;
         assert_eq!(resp.status(), 200);
-        let id = resp.headers()["mcp-session-id"]
-            .to_str()
-            .unwrap()
-            .to_string();
+        let id = session_id(&resp);
         let body: Value = resp.json().await.unwrap();
         let session = Session {
             http,
@@ -301,6 +298,14 @@ impl Session {
         assert_eq!(resp.status(), 200, "request {body}");
         response_of(resp).await.1
     }
+}
+
+/// The `Mcp-Session-Id` of a response (panics when it has none).
+pub fn session_id(resp: &reqwest::Response) -> String {
+    resp.headers()["mcp-session-id"]
+        .to_str()
+        .expect("a visible-ASCII session id")
+        .to_string()
 }
 
 /// POSTs `body` as JSON with the headers a spec-following client sends.
