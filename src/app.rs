@@ -180,8 +180,19 @@ pub async fn serve(
         Some((cert, key)) => Some(crate::tls::Tls::load(cert, key).map_err(anyhow::Error::msg)?),
         None => None,
     };
-    let auth = crate::auth::Auth::load(config.auth_token_file.clone(), config.auth_token.clone())
-        .map_err(anyhow::Error::msg)?;
+    let oauth = match &config.oauth {
+        Some(settings) => Some(
+            crate::oauth::OAuth::new(settings.clone(), &config.mcp_path)
+                .map_err(anyhow::Error::msg)?,
+        ),
+        None => None,
+    };
+    let auth = crate::auth::Auth::load(
+        config.auth_token_file.clone(),
+        config.auth_token.clone(),
+        oauth,
+    )
+    .map_err(anyhow::Error::msg)?;
     let state = Arc::new(AppState {
         config,
         sessions,
@@ -202,7 +213,17 @@ pub async fn serve(
         auth,
     });
     tracker.spawn(reap_idle_sessions(state.clone()));
-    if state.config.auth_token_file.is_some() || state.tls.is_some() {
+    if let Some(crate::oauth::JwksSource::Url(_)) = state.config.oauth.as_ref().map(|o| &o.jwks) {
+        // Warm the key cache so the first client does not wait for the fetch.
+        let warm = state.clone();
+        tracker.spawn(async move {
+            if let Some(oauth) = warm.auth.oauth() {
+                oauth.refresh().await;
+            }
+        });
+    }
+    if state.config.auth_token_file.is_some() || state.tls.is_some() || state.config.oauth.is_some()
+    {
         tracker.spawn(reload_on_sighup(state.clone()));
     }
     // PID 1 reaps orphans until the very end, through the shutdown sequence.
@@ -312,6 +333,12 @@ async fn reload_on_sighup(state: Arc<AppState>) {
             match state.auth.reload() {
                 Ok(n) => tracing::info!(tokens = n, "SIGHUP: reloaded --auth-token-file"),
                 Err(e) => tracing::warn!(error = %e, "SIGHUP: keeping the previous tokens"),
+            }
+        }
+        if let Some(oauth) = state.auth.oauth() {
+            match oauth.reload().await {
+                Ok(n) => tracing::info!(keys = n, "SIGHUP: reloaded the OAuth JWK Set"),
+                Err(e) => tracing::warn!(error = %e, "SIGHUP: keeping the previous OAuth keys"),
             }
         }
         if let Some(tls) = &state.tls {
@@ -429,7 +456,7 @@ async fn endpoint_response(req: Request<Incoming>, state: &Arc<AppState>) -> Res
 
 /// Dispatches by path: the enabled transports' endpoints (behind the Host/Origin guard),
 /// `/healthz`, `/readyz`, `/metrics`, else 404.
-async fn route(req: Request<Incoming>, state: Arc<AppState>) -> Response<Body> {
+async fn route(mut req: Request<Incoming>, state: Arc<AppState>) -> Response<Body> {
     let path = req.uri().path();
     let c = &state.config;
     let endpoint = (c.streamable_http && path == c.mcp_path)
@@ -444,9 +471,13 @@ async fn route(req: Request<Incoming>, state: Arc<AppState>) -> Response<Body> {
             return preflight;
         }
         let cors_origin = state.cors.allowed_origin(req.headers());
-        let mut resp = match state.auth.check(req.headers()) {
+        // Boxed like the handlers: OAuth validation may wait for a JWK Set fetch.
+        let mut resp = match Box::pin(state.auth.check(req.headers())).await {
             Err(e) => e.into_response(),
-            Ok(()) => endpoint_response(req, &state).await,
+            Ok(principal) => {
+                req.extensions_mut().insert(principal);
+                endpoint_response(req, &state).await
+            }
         };
         state.cors.decorate(cors_origin, &mut resp);
         return resp;
@@ -455,12 +486,17 @@ async fn route(req: Request<Incoming>, state: Arc<AppState>) -> Response<Body> {
         "/healthz" => health::healthz(&req, &state),
         "/readyz" => health::readyz(&req, &state),
         "/metrics" => match state.config.protect_metrics {
-            true => match state.auth.check(req.headers()) {
-                Ok(()) => health::metrics(&req, &state),
+            true => match Box::pin(state.auth.check(req.headers())).await {
+                Ok(_) => health::metrics(&req, &state),
                 Err(e) => e.into_response(),
             },
             false => health::metrics(&req, &state),
         },
+        p if state.auth.oauth().is_some_and(|o| o.serves_metadata(p)) => state
+            .auth
+            .oauth()
+            .expect("checked")
+            .metadata_response(req.method()),
         _ => health::not_found(path, &state.config.mcp_path),
     }
 }

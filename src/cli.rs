@@ -288,6 +288,43 @@ pub struct Cli {
         value_name = "PATH"
     )]
     pub auth_token_file: Option<std::path::PathBuf>,
+    /// OAuth 2.1 resource-server mode: the authorization server whose JWT access tokens are accepted (exact `iss` value); needs --oauth-jwks and --public-url.
+    #[arg(
+        long = "oauth-issuer",
+        env = "MCP_BRIDGE_OAUTH_ISSUER",
+        value_name = "URL",
+        requires_all = ["oauth_jwks", "public_url"]
+    )]
+    pub oauth_issuer: Option<String>,
+    /// Where the issuer's signing keys are: an https URL of a JWK Set (http only on loopback; refetched for an unknown kid, at most every 10 s, and every 15 min) or a local file (re-read on SIGHUP).
+    #[arg(
+        long = "oauth-jwks",
+        env = "MCP_BRIDGE_OAUTH_JWKS",
+        value_name = "URL|PATH",
+        requires = "oauth_issuer"
+    )]
+    pub oauth_jwks: Option<String>,
+    /// Audience (`aud`) a token must name; defaults to --public-url, the resource clients request tokens for (RFC 8707). Repeatable, or comma-separated.
+    #[arg(
+        long = "oauth-audience",
+        env = "MCP_BRIDGE_OAUTH_AUDIENCE",
+        value_name = "URI",
+        value_delimiter = ',',
+        requires = "oauth_issuer"
+    )]
+    pub oauth_audiences: Vec<String>,
+    /// Scope every token must grant (in `scope` or `scp`); a token without it gets 403 insufficient_scope. Repeatable, or comma-separated.
+    #[arg(
+        long = "oauth-scope",
+        env = "MCP_BRIDGE_OAUTH_SCOPE",
+        value_name = "SCOPE",
+        value_delimiter = ',',
+        requires = "oauth_issuer"
+    )]
+    pub oauth_scopes: Vec<String>,
+    /// The MCP endpoint's URL as clients reach it (e.g. https://mcp.example.com/mcp): the `resource` of /.well-known/oauth-protected-resource and of resource_metadata links.
+    #[arg(long = "public-url", env = "MCP_BRIDGE_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
     /// Require a bearer token on /metrics too (/healthz and /readyz stay open).
     #[arg(long, env = "MCP_BRIDGE_PROTECT_METRICS")]
     pub protect_metrics: bool,

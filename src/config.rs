@@ -85,6 +85,8 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// `--auth-token-file`.
     pub auth_token_file: Option<std::path::PathBuf>,
+    /// OAuth resource-server mode (`--oauth-issuer` and friends).
+    pub oauth: Option<crate::oauth::OAuthSettings>,
     /// `MCP_BRIDGE_AUTH_TOKEN` (environment only, so it never shows in the process list).
     pub auth_token: Option<crate::auth::Secret>,
     /// `--protect-metrics`.
@@ -181,7 +183,19 @@ impl Config {
             .iter()
             .map(|kv| parse_session_env(kv))
             .collect::<Result<Vec<_>, _>>()?;
+        let oauth = match cli.oauth_issuer {
+            None => None,
+            Some(issuer) => Some(crate::oauth::OAuthSettings::new(
+                issuer,
+                cli.oauth_jwks.unwrap_or_default(),
+                cli.oauth_audiences,
+                cli.oauth_scopes,
+                cli.public_url.unwrap_or_default(),
+            )
+            .map_err(ConfigError)?),
+        };
         let auth_on = cli.auth_token_file.is_some()
+            || oauth.is_some()
             || std::env::var_os(crate::auth::TOKEN_ENV).is_some_and(|v| !v.is_empty());
         if auth_on
             && session_env
@@ -244,6 +258,7 @@ impl Config {
             tls: cli.tls_cert.zip(cli.tls_key),
             cors_origins: cli.cors_origins,
             auth_token_file: cli.auth_token_file,
+            oauth,
             auth_token: std::env::var(crate::auth::TOKEN_ENV)
                 .ok()
                 .map(crate::auth::Secret),

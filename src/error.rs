@@ -20,8 +20,8 @@ pub struct HttpError {
     pub allow: Option<&'static str>,
     /// Seconds for the `Retry-After` header (for 429/503).
     pub retry_after: Option<u32>,
-    /// Value of the `WWW-Authenticate` header (for 401).
-    pub www_authenticate: Option<&'static str>,
+    /// Value of the `WWW-Authenticate` header (for 401, 403 and 503 from authentication).
+    pub www_authenticate: Option<Box<HeaderValue>>,
 }
 
 impl HttpError {
@@ -103,10 +103,7 @@ impl HttpError {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if let Some(challenge) = self.www_authenticate {
-            h.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(challenge),
-            );
+            h.insert(header::WWW_AUTHENTICATE, *challenge);
         }
         resp
     }

@@ -15,6 +15,7 @@ pub mod guard;
 pub mod health;
 pub mod jsonrpc;
 pub mod metrics;
+pub mod oauth;
 pub mod protocol;
 pub mod rlimit;
 pub mod router;

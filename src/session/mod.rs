@@ -169,14 +169,14 @@ impl Session {
     }
 
     /// Binds the session to `principal` ([`crate::auth::Auth::principal`]; 0: none), at creation.
-    pub fn bind_principal(&self, principal: u64) {
-        self.principal.store(principal, Ordering::Relaxed);
+    pub fn bind_principal(&self, principal: crate::auth::Principal) {
+        self.principal.store(principal.0, Ordering::Relaxed);
     }
 
     /// True when a request authenticated as `principal` may use this session: the same
     /// principal that created it (both 0 when authentication is off).
-    pub fn belongs_to(&self, principal: u64) -> bool {
-        self.principal.load(Ordering::Relaxed) == principal
+    pub fn belongs_to(&self, principal: crate::auth::Principal) -> bool {
+        self.principal.load(Ordering::Relaxed) == principal.0
     }
 
     /// True when the session negotiated 2025-11-25 or later (priming events, `retry`).

@@ -26,7 +26,7 @@ pub fn open_stream(req: &Request<Incoming>, state: &Arc<AppState>) -> Response<B
         Ok(session) => session,
         Err(e) => return e.into_response(),
     };
-    session.bind_principal(state.auth.principal(req.headers()));
+    session.bind_principal(crate::auth::Principal::of(req.extensions()));
     let endpoint = format!(
         "{}{}?sessionId={}",
         prefix(req.headers(), state),
@@ -78,7 +78,7 @@ async fn handle_post(
     let id = session_param(req.uri().query().unwrap_or("")).ok_or_else(|| {
         HttpError::bad_request(jsonrpc::INVALID_REQUEST, "Bad Request: the sessionId query parameter is required (take the URI from the endpoint event)")
     })?;
-    let principal = state.auth.principal(req.headers());
+    let principal = crate::auth::Principal::of(req.extensions());
     let session = state
         .sessions
         .get(&id)

@@ -61,14 +61,18 @@ fn check_version_header(headers: &HeaderMap) -> Result<(), HttpError> {
     ))
 }
 
-/// The session named by `Mcp-Session-Id`: 400 when the header is missing, 404 when unknown.
-fn require_session(headers: &HeaderMap, state: &AppState) -> Result<Arc<Session>, HttpError> {
+/// The session named by `Mcp-Session-Id` and bound to `principal`: 400 when the header is
+/// missing, 404 when unknown or bound to another principal.
+fn require_session(
+    headers: &HeaderMap,
+    principal: crate::auth::Principal,
+    state: &AppState,
+) -> Result<Arc<Session>, HttpError> {
     let Some(value) = headers.get(SESSION_HEADER) else {
         return Err(HttpError::missing_session());
     };
     let id = value.to_str().map_err(|_| HttpError::unknown_session())?;
     // A session used with another principal's token is as unknown as a wrong id.
-    let principal = state.auth.principal(headers);
     let session = state
         .sessions
         .get(id)

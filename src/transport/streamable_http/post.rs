@@ -60,13 +60,13 @@ pub async fn handle(req: Request<Incoming>, state: &AppState) -> Result<Response
     check_version_header(req.headers())?;
     let headers = req.headers();
     let accept = accepts(headers);
+    let principal = crate::auth::Principal::of(req.extensions());
     let session = match headers.contains_key(SESSION_HEADER) && !state.config.stateless {
-        true => Some(require_session(headers, state)),
+        true => Some(require_session(headers, principal, state)),
         false => None,
     };
     // Taken now because the body read consumes the request; empty unless --session-env is set.
     let child_env = initialize::child_env(&state.config.session_env, headers);
-    let principal = state.auth.principal(headers);
     let body = read_body(req, state.config.max_body_bytes).await?;
     if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         let session = session.unwrap_or_else(|| Err(HttpError::missing_session()))?;
@@ -109,7 +109,7 @@ pub async fn handle(req: Request<Incoming>, state: &AppState) -> Result<Response
 async fn initialize_http(
     msg: Message,
     child_env: Vec<(String, String)>,
-    principal: u64,
+    principal: crate::auth::Principal,
     state: &AppState,
 ) -> Result<Response<Body>, HttpError> {
     if state.sessions.is_full() {
