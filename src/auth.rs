@@ -14,8 +14,8 @@
 
 use crate::error::HttpError;
 use crate::jsonrpc;
-use http::{header, HeaderMap, HeaderValue, StatusCode};
 use crate::oauth::{OAuth, Rejection};
+use http::{header, HeaderMap, HeaderValue, StatusCode};
 use std::hash::BuildHasher;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -244,14 +244,17 @@ mod tests {
         assert_eq!(missing.status, 401);
         assert_eq!(
             missing.www_authenticate,
-            Some(Box::new(HeaderValue::from_static("Bearer realm=\"mcp-bridge\"")))
+            Some(Box::new(HeaderValue::from_static(
+                "Bearer realm=\"mcp-bridge\""
+            )))
         );
         for bad in ["Bearer alph", "Basic alpha", "Bearer # comment", "alpha"] {
             let e = auth.check(&with_auth(bad)).await.unwrap_err();
             assert_eq!(e.status, 401, "{bad}");
         }
         assert!(auth
-            .check(&with_auth("Bearer delta")).await
+            .check(&with_auth("Bearer delta"))
+            .await
             .unwrap_err()
             .www_authenticate
             .unwrap()

@@ -185,14 +185,16 @@ impl Config {
             .collect::<Result<Vec<_>, _>>()?;
         let oauth = match cli.oauth_issuer {
             None => None,
-            Some(issuer) => Some(crate::oauth::OAuthSettings::new(
-                issuer,
-                cli.oauth_jwks.unwrap_or_default(),
-                cli.oauth_audiences,
-                cli.oauth_scopes,
-                cli.public_url.unwrap_or_default(),
-            )
-            .map_err(ConfigError)?),
+            Some(issuer) => Some(
+                crate::oauth::OAuthSettings::new(
+                    issuer,
+                    cli.oauth_jwks.unwrap_or_default(),
+                    cli.oauth_audiences,
+                    cli.oauth_scopes,
+                    cli.public_url.unwrap_or_default(),
+                )
+                .map_err(ConfigError)?,
+            ),
         };
         let auth_on = cli.auth_token_file.is_some()
             || oauth.is_some()

@@ -60,9 +60,16 @@ fn usage_error(message: &str) -> ExitCode {
 
 /// clap renders errors over several lines (message, usage, hint); keep the message line.
 fn first_line(rendered: &str) -> String {
-    let line = rendered
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("invalid arguments");
-    line.trim_start_matches("error: ").to_string()
+    // clap's first paragraph: the message, then indented details such as the missing flags.
+    let mut lines = rendered.lines().skip_while(|l| l.trim().is_empty());
+    let first = lines.next().unwrap_or("invalid arguments");
+    let details: Vec<&str> = lines
+        .take_while(|l| l.starts_with("  "))
+        .map(str::trim)
+        .collect();
+    let line = first.trim_start_matches("error: ");
+    match details.is_empty() {
+        true => line.to_string(),
+        false => format!("{line} {}", details.join(", ")),
+    }
 }

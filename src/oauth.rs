@@ -77,7 +77,9 @@ impl OAuthSettings {
         let jwks = if jwks.starts_with("http://") || jwks.starts_with("https://") {
             let uri = absolute_url("--oauth-jwks", &jwks)?;
             let host = uri.host().unwrap_or("");
-            let plain = uri.scheme_str().is_some_and(|s| s.eq_ignore_ascii_case("http"));
+            let plain = uri
+                .scheme_str()
+                .is_some_and(|s| s.eq_ignore_ascii_case("http"));
             if plain && !is_loopback(host) {
                 return Err(format!("--oauth-jwks {jwks}: keys must come over https (plain http only from a loopback host); anyone on the path could swap them"));
             }
@@ -268,8 +270,8 @@ impl OAuth {
         if let JwksSource::File(path) = &oauth.settings.jwks {
             let bytes = std::fs::read(path)
                 .map_err(|e| format!("cannot read --oauth-jwks {}: {e}", path.display()))?;
-            let keys = parse_jwks(&bytes)
-                .map_err(|e| format!("--oauth-jwks {}: {e}", path.display()))?;
+            let keys =
+                parse_jwks(&bytes).map_err(|e| format!("--oauth-jwks {}: {e}", path.display()))?;
             oauth.store(Ok(keys));
         }
         Ok(oauth)
@@ -363,7 +365,10 @@ impl OAuth {
                 "HMAC-signed tokens are not accepted; the issuer must sign with a key of its JWK Set",
             ));
         }
-        let stale = self.current().loaded.is_none_or(|t| t.elapsed() > KEYS_MAX_AGE);
+        let stale = self
+            .current()
+            .loaded
+            .is_none_or(|t| t.elapsed() > KEYS_MAX_AGE);
         if stale {
             self.refresh().await;
         }
@@ -621,7 +626,10 @@ mod tests {
         let s = settings("https://auth.example.com/jwks").unwrap();
         assert_eq!(s.public_url, "https://mcp.example.com/mcp");
         assert_eq!(s.audiences, vec!["https://mcp.example.com/mcp".to_string()]);
-        assert_eq!(s.jwks, JwksSource::Url("https://auth.example.com/jwks".into()));
+        assert_eq!(
+            s.jwks,
+            JwksSource::Url("https://auth.example.com/jwks".into())
+        );
         assert_eq!(
             settings("/etc/jwks.json").unwrap().jwks,
             JwksSource::File("/etc/jwks.json".into())

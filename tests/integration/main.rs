@@ -11,6 +11,7 @@ mod features;
 mod http_edges;
 mod interop;
 mod modes;
+mod oauth;
 mod proxy;
 mod reliability;
 mod routing;

@@ -22,6 +22,21 @@ fn curl_initialize(url: &str, headers: &[&str]) -> (u16, String) {
     (code.trim().parse().expect("a status"), body.to_string())
 }
 
+/// A file of bearer tokens in a fresh directory; removed with the directory on drop.
+struct TokenFile(Scratch);
+
+impl TokenFile {
+    fn new(tokens: &str) -> TokenFile {
+        let dir = Scratch::new("tokens");
+        std::fs::write(dir.file("tokens"), tokens).unwrap();
+        TokenFile(dir)
+    }
+
+    fn path(&self) -> String {
+        self.0.file("tokens").display().to_string()
+    }
+}
+
 #[tokio::test]
 async fn host_and_origin_allow_lists_replace_and_extend_the_defaults() {
     let defaults = Bridge::echo(&[], &[]).await;
@@ -80,73 +95,11 @@ async fn host_and_origin_allow_lists_replace_and_extend_the_defaults() {
     );
 }
 
-/// Polls `check` every 50 ms for up to 5 s; true once it holds.
-async fn eventually(mut check: impl FnMut() -> bool) -> bool {
-    for _ in 0..100 {
-        if check() {
-            return true;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    false
-}
-
-/// Runs curl with `args` (plus `-s -i`); returns the status, the response head and the body.
-fn curl(args: &[&str]) -> (u16, String, String) {
-    let out = Command::new("curl")
-        .args(["-s", "-i", "--max-time", "10"])
-        .args(args)
-        .output()
-        .expect("curl runs");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_ascii_lowercase(), body.to_string())
-}
-
-/// A file of bearer tokens in a fresh directory; removed with the directory on drop.
-struct TokenFile(std::path::PathBuf);
-
-impl TokenFile {
-    fn new(tokens: &str) -> TokenFile {
-        let dir = std::env::temp_dir().join(format!(
-            "mcp-bridge-tokens-{}-{}",
-            std::process::id(),
-            rand_suffix()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("tokens");
-        std::fs::write(&path, tokens).unwrap();
-        TokenFile(path)
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for TokenFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(self.0.parent().unwrap());
-    }
-}
-
-fn rand_suffix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64
-}
-
 #[tokio::test]
 async fn bearer_tokens_guard_every_mcp_endpoint_and_reload_on_sighup() {
     let tokens = TokenFile::new("# team tokens\ntok-alpha\n\ntok-beta\n");
     let bridge = Bridge::echo(
-        &["--auth-token-file", tokens.path(), "--protect-metrics"],
+        &["--auth-token-file", &tokens.path(), "--protect-metrics"],
         &[],
     )
     .await;
@@ -178,6 +131,11 @@ async fn bearer_tokens_guard_every_mcp_endpoint_and_reload_on_sighup() {
         !head.contains("resource_metadata"),
         "no OAuth metadata in token mode"
     );
+    assert_eq!(
+        curl(&[&bridge.at("/.well-known/oauth-protected-resource")]).0,
+        404,
+        "no Protected Resource Metadata in token mode"
+    );
     let (status, head, _) = post(Some("Bearer tok-wrong"));
     assert_eq!(status, 401);
     assert!(head.contains("error=\"invalid_token\""), "{head}");
@@ -200,7 +158,7 @@ async fn bearer_tokens_guard_every_mcp_endpoint_and_reload_on_sighup() {
     }
 
     // SIGHUP re-reads the file.
-    std::fs::write(&tokens.0, "tok-gamma\n").unwrap();
+    std::fs::write(tokens.path(), "tok-gamma\n").unwrap();
     signal(bridge.pid(), nix::sys::signal::Signal::SIGHUP);
     let reloaded = eventually(|| post(Some("Bearer tok-gamma")).0 == 200).await;
     assert!(reloaded, "the new token works after SIGHUP");
@@ -259,7 +217,7 @@ async fn the_environment_token_works_and_is_not_passed_to_the_child() {
 #[tokio::test]
 async fn a_session_used_with_another_token_is_unknown() {
     let tokens = TokenFile::new("tok-a\ntok-b\n");
-    let bridge = Bridge::echo(&["--auth-token-file", tokens.path()], &[]).await;
+    let bridge = Bridge::echo(&["--auth-token-file", &tokens.path()], &[]).await;
     let url = bridge.url();
     let http = http();
     let send =
@@ -350,7 +308,7 @@ async fn cors_answers_preflights_and_exposes_the_session_header_to_allowed_origi
             "--cors-origin",
             "https://app.example.com",
             "--auth-token-file",
-            tokens.path(),
+            &tokens.path(),
         ],
         &[],
     )
@@ -445,7 +403,7 @@ async fn secrets_never_reach_logs_error_bodies_or_metrics() {
     let bridge = Bridge::echo(
         &[
             "--auth-token-file",
-            tokens.path(),
+            &tokens.path(),
             "--env",
             "STATIC_SECRET=env-secret-9932",
             "--isolation",
@@ -511,20 +469,6 @@ async fn secrets_never_reach_logs_error_bodies_or_metrics() {
     }
 }
 
-/// Runs openssl with `args` in `dir`, failing the test on error.
-fn openssl(dir: &std::path::Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl (Debian package openssl) runs");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Makes CA `name` (`name-ca.pem`) and a server certificate it signs for localhost and
 /// 127.0.0.1 (`name.pem`, key `name.key`) in `dir`.
 fn make_certificates(dir: &std::path::Path, name: &str) {
@@ -585,8 +529,8 @@ fn make_certificates(dir: &std::path::Path, name: &str) {
 
 #[tokio::test]
 async fn https_serves_the_typescript_sdk_client_and_reloads_its_certificate_on_sighup() {
-    let files = TokenFile::new("");
-    let dir = files.0.parent().unwrap().to_path_buf();
+    let scratch = Scratch::new("tls");
+    let dir = scratch.0.clone();
     make_certificates(&dir, "first");
     make_certificates(&dir, "second");
     let (cert, key) = (dir.join("server.pem"), dir.join("server.key"));

@@ -38,6 +38,13 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A loopback port that was free a moment ago, for a bridge whose URL must be known before it
+/// starts (e.g. its `--public-url`).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a free port");
+    listener.local_addr().expect("local address").port()
+}
+
 /// A running bridge process; stopped (SIGTERM, then SIGKILL) on drop.
 pub struct Bridge {
     process: Child,
@@ -47,23 +54,22 @@ pub struct Bridge {
 }
 
 impl Bridge {
-    /// Starts `mcp-bridge --port 0 --log-format json ARGS -- CHILD...` and waits until it listens.
+    /// Starts `mcp-bridge --port 0 --log-format json ARGS -- CHILD...` and waits until it listens
+    /// (`--port 0` is left out when ARGS has its own `--port`).
     pub fn start(args: &[&str], child: &[String]) -> Bridge {
         Bridge::start_with_env(args, child, &[])
     }
 
     /// Like [`Bridge::start`], with `env` added to the bridge's environment.
     pub fn start_with_env(args: &[&str], child: &[String], env: &[(&str, &str)]) -> Bridge {
+        let port: &[&str] = match args.contains(&"--port") {
+            true => &[],
+            false => &["--port", "0"],
+        };
         let mut process = Command::new(bridge_bin())
             .envs(env.iter().copied())
-            .args([
-                "--port",
-                "0",
-                "--log-format",
-                "json",
-                "--log-level",
-                "debug",
-            ])
+            .args(port)
+            .args(["--log-format", "json", "--log-level", "debug"])
             .args(args)
             .arg("--")
             .args(child)
@@ -455,4 +461,75 @@ pub async fn run_client_env(
         script.display()
     );
     serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("summary line is JSON")
+}
+
+/// Polls `check` every 50 ms for up to 5 s; true once it holds.
+pub async fn eventually(mut check: impl FnMut() -> bool) -> bool {
+    for _ in 0..100 {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// Runs curl with `args` (plus `-s -i`); returns the status (0 when there is no HTTP answer),
+/// the response head in lowercase and the body.
+pub fn curl(args: &[&str]) -> (u16, String, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-i", "--max-time", "10"])
+        .args(args)
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+/// A fresh directory under the system temp dir; removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    /// Creates `mcp-bridge-NAME-PID-NANOS`.
+    pub fn new(name: &str) -> Scratch {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let dir =
+            std::env::temp_dir().join(format!("mcp-bridge-{name}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    /// The path of `file` in the directory.
+    pub fn file(&self, file: &str) -> PathBuf {
+        self.0.join(file)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `openssl ARGS` in `dir`, failing the test with openssl's stderr when it fails.
+pub fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl (Debian package openssl) runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

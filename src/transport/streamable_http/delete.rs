@@ -16,7 +16,11 @@ pub async fn handle(
     state: &AppState,
 ) -> Result<Response<Body>, HttpError> {
     check_version_header(req.headers())?;
-    let session = require_session(req.headers(), crate::auth::Principal::of(req.extensions()), state)?;
+    let session = require_session(
+        req.headers(),
+        crate::auth::Principal::of(req.extensions()),
+        state,
+    )?;
     state.end_session(&session, "deleted by the client").await;
     Ok(Response::new(empty()))
 }

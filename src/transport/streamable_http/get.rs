@@ -22,7 +22,11 @@ use tokio_util::sync::CancellationToken;
 /// 406 (an `Accept` that excludes `text/event-stream`), 503 (shutting down).
 pub fn handle(req: &Request<Incoming>, state: &AppState) -> Result<Response<Body>, HttpError> {
     check_version_header(req.headers())?;
-    let session = require_session(req.headers(), crate::auth::Principal::of(req.extensions()), state)?;
+    let session = require_session(
+        req.headers(),
+        crate::auth::Principal::of(req.extensions()),
+        state,
+    )?;
     if !accepts_event_stream(req.headers()) {
         return Err(HttpError::new(
             StatusCode::NOT_ACCEPTABLE,
