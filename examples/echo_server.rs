@@ -9,8 +9,9 @@
 //! ```
 //!
 //! It reads requests from stdin and writes responses to stdout. It answers
-//! `initialize`, `ping`, `logging/setLevel`, `tools/list` and `tools/call`;
-//! other methods get `-32601 Method not found`. Notifications (including
+//! `initialize`, `ping`, `logging/setLevel`, `tools/list` and `tools/call`,
+//! and `test/null-result` with `"result": null` (legal JSON-RPC, unusual in
+//! MCP); other methods get `-32601 Method not found`. Notifications (including
 //! `notifications/initialized` and `notifications/cancelled`) are never
 //! answered. Response ids are the request ids, exactly as sent. A line that
 //! is not JSON gets `-32700` (id `null`), JSON that is not an object gets
@@ -355,6 +356,7 @@ fn dispatch(id: Value, method: &str, params: Option<Value>, out: &Output) {
     let result = match method {
         "initialize" => Ok(initialize_result(params.as_ref())),
         "ping" | "logging/setLevel" => Ok(json!({})),
+        "test/null-result" => Ok(Value::Null),
         "tools/list" => Ok(tools_list()),
         "tools/call" => return call_tool(id, params, out),
         "resources/subscribe" | "resources/unsubscribe" => {

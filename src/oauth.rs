@@ -302,9 +302,15 @@ impl OAuth {
             Method::OPTIONS => {
                 let mut r = Response::new(full(Bytes::new()));
                 *r.status_mut() = StatusCode::NO_CONTENT;
-                r.headers_mut().insert(
+                let h = r.headers_mut();
+                h.insert(
                     header::ACCESS_CONTROL_ALLOW_METHODS,
                     HeaderValue::from_static("GET, HEAD, OPTIONS"),
+                );
+                // SDKs send MCP-Protocol-Version with the metadata request.
+                h.insert(
+                    header::ACCESS_CONTROL_ALLOW_HEADERS,
+                    HeaderValue::from_static("*"),
                 );
                 r
             }

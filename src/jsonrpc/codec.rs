@@ -95,7 +95,11 @@ impl Decoder for LineCodec {
         }
         // A final line without `\n`: deliver it rather than lose a message.
         self.scanned = 0;
-        Ok(Some(Frame::Line(buf.split().freeze())))
+        let mut line = buf.split().freeze();
+        if line.last() == Some(&b'\r') {
+            line.truncate(line.len() - 1);
+        }
+        Ok(Some(Frame::Line(line)))
     }
 }
 

@@ -69,6 +69,12 @@ fn deserialize_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<IdField>, D:
     }))
 }
 
+/// A payload member kept as raw JSON text: present means `Some`, even when it is `null`
+/// (`"result": null` is a JSON-RPC success response; serde's `Option` would read it as absent).
+fn deserialize_raw<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(d).map(Some)
+}
+
 /// One JSON-RPC 2.0 message with its payload members kept as raw JSON text.
 ///
 /// Members other than these six are dropped when the message is written back out.
@@ -84,13 +90,13 @@ pub struct Message {
     #[serde(default)]
     pub method: Option<String>,
     /// Raw `params` JSON of a request or notification.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "deserialize_raw")]
     pub params: Option<Box<RawValue>>,
     /// Raw `result` JSON of a success response.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "deserialize_raw")]
     pub result: Option<Box<RawValue>>,
     /// Raw `error` JSON of an error response.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "deserialize_raw")]
     pub error: Option<Box<RawValue>>,
 }
 

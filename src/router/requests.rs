@@ -8,6 +8,7 @@ use crate::jsonrpc::{self, Message, RequestId};
 use crate::session::replay::EventLog;
 use crate::session::{LogLevel, SessionKey};
 use bytes::Bytes;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -45,7 +46,17 @@ impl Router {
             let _ = reply.send(Err(RouteError::DuplicateId(id)));
             return;
         }
-        let mut params = parse_params_if_needed(&msg);
+        let mut params = match parse_params_if_needed(&msg) {
+            Ok(params) => params,
+            Err(text) => {
+                let _ = reply.send(Ok(Bytes::from(jsonrpc::error_response(
+                    Some(&id),
+                    jsonrpc::INVALID_PARAMS,
+                    &text,
+                ))));
+                return;
+            }
+        };
         let after = match self.plan(session, msg.method(), params.as_mut()) {
             Plan::Forward(after) => after,
             Plan::Local(result) => {
@@ -368,9 +379,14 @@ impl Router {
 }
 
 /// Parses `params` only when the router may need to look inside: a progress token, a task
-/// request, or a method the bridge handles itself.
-fn parse_params_if_needed(msg: &Message) -> Option<Value> {
-    let raw = msg.params.as_deref()?.get();
+/// request, or a method the bridge handles itself. `Ok(None)`: not needed, or not an object.
+/// Errors: params the router needs but cannot read (JSON nested deeper than serde_json's limit
+/// of 128 levels); forwarding them unread would hand the child the client's own progress token,
+/// which could then name another session's request.
+fn parse_params_if_needed(msg: &Message) -> Result<Option<Value>, String> {
+    let Some(raw) = msg.params.as_deref().map(RawValue::get) else {
+        return Ok(None);
+    };
     let method = msg.method();
     let needed = raw.contains("progressToken")
         || raw.contains("\"task\"")
@@ -379,11 +395,14 @@ fn parse_params_if_needed(msg: &Message) -> Option<Value> {
         || method.starts_with("tasks/")
         || method == "logging/setLevel";
     if !needed {
-        return None;
+        return Ok(None);
     }
-    serde_json::from_str::<Value>(raw)
-        .ok()
-        .filter(Value::is_object)
+    match serde_json::from_str::<Value>(raw) {
+        Ok(v) => Ok(Some(v).filter(Value::is_object)),
+        Err(e) => Err(format!(
+            "Invalid params: the bridge must read these params (progress token, task or {method}) but cannot: {e}"
+        )),
+    }
 }
 
 /// The `result` of a response as a JSON value.

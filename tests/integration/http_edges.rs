@@ -359,3 +359,42 @@ async fn the_mcp_path_is_configurable() {
     .await;
     assert_eq!(resp.status(), 404);
 }
+
+#[tokio::test]
+async fn a_null_result_is_delivered_and_unreadable_params_get_invalid_params() {
+    let bridge = Bridge::echo(&[], &[]).await;
+    let (session, _) = Session::open(&bridge, "2025-11-25").await;
+    let answer = session
+        .request(&json!({"jsonrpc": "2.0", "id": 5, "method": "test/null-result"}))
+        .await;
+    assert_eq!(answer, json!({"jsonrpc": "2.0", "id": 5, "result": null}));
+
+    // Params the router must read (a progress token), nested beyond serde_json's 128 levels.
+    let deep = format!("{}1{}", "[".repeat(300), "]".repeat(300));
+    let params = format!(
+        r#"{{"name":"echo","arguments":{{"message":"x","deep":{deep}}},"_meta":{{"progressToken":7}}}}"#
+    );
+    let raw = format!(r#"{{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{params}}}"#);
+    let resp = session
+        .post_raw(
+            "application/json",
+            &[("accept", "application/json, text/event-stream")],
+            raw,
+        )
+        .await;
+    let (_, answer) = response_of(resp).await;
+    assert_eq!(answer["id"], 6);
+    assert_eq!(answer["error"]["code"], -32602, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("recursion limit"),
+        "{answer}"
+    );
+    // The session carries on.
+    let ping = session
+        .request(&json!({"jsonrpc": "2.0", "id": 7, "method": "ping"}))
+        .await;
+    assert_eq!(ping["result"], json!({}));
+}

@@ -448,6 +448,17 @@ async fn only_valid_tokens_get_in_and_every_refusal_says_why() {
         assert_eq!(doc["scopes_supported"], json!([SCOPE]));
         assert_eq!(doc["bearer_methods_supported"], json!(["header"]));
     }
+    let (status, head, _) = curl(&[
+        "-X",
+        "OPTIONS",
+        "-H",
+        "origin: https://inspector.example",
+        "-H",
+        "access-control-request-headers: mcp-protocol-version",
+        &bridge.at("/.well-known/oauth-protected-resource/mcp"),
+    ]);
+    assert_eq!(status, 204, "a browser preflight for the metadata");
+    assert_eq!(header_of(&head, "access-control-allow-headers"), "*");
     assert_eq!(
         curl(&[&bridge.at("/.well-known/oauth-protected-resource/other")]).0,
         404
