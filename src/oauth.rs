@@ -371,12 +371,16 @@ impl OAuth {
                 "HMAC-signed tokens are not accepted; the issuer must sign with a key of its JWK Set",
             ));
         }
-        let stale = self
-            .current()
-            .loaded
-            .is_none_or(|t| t.elapsed() > KEYS_MAX_AGE);
-        if stale {
-            self.refresh().await;
+        match self.current().loaded {
+            // No keys yet: this token has to wait for them.
+            None => self.refresh().await,
+            // Old keys: one request refreshes them while the others go on with what they have.
+            Some(t) if t.elapsed() > KEYS_MAX_AGE => {
+                if let Ok(one) = self.refreshing.try_lock() {
+                    self.refresh_locked(one).await;
+                }
+            }
+            Some(_) => {}
         }
         let mut candidates = self.candidates(header.kid.as_deref(), header.alg);
         if candidates.is_empty() {
@@ -440,13 +444,13 @@ impl OAuth {
         })
     }
 
-    /// Keys that may have signed a token with `kid` and `alg`: the key with that `kid`, or
-    /// every key when the token names none; in both cases only keys allowing `alg`.
+    /// Keys that may have signed a token with `kid` and `alg`: the keys with that `kid` and
+    /// those without one (every key when the token names none), only those allowing `alg`.
     fn candidates(&self, kid: Option<&str>, alg: Algorithm) -> Vec<Key> {
         let set = self.current();
         set.keys
             .iter()
-            .filter(|k| kid.is_none() || k.kid.as_deref() == kid)
+            .filter(|k| kid.is_none() || k.kid.is_none() || k.kid.as_deref() == kid)
             .filter(|k| k.algorithms.contains(&alg))
             .cloned()
             .collect()
@@ -460,7 +464,12 @@ impl OAuth {
     /// [`REFETCH_MIN_INTERVAL`] ago. On failure the keys in force stay and the error is kept for
     /// [`Rejection::Unavailable`]; it is logged at warn level.
     pub async fn refresh(&self) {
-        let _one = self.refreshing.lock().await;
+        let one = self.refreshing.lock().await;
+        self.refresh_locked(one).await;
+    }
+
+    /// [`OAuth::refresh`] with the refresh lock held.
+    async fn refresh_locked(&self, _one: tokio::sync::MutexGuard<'_, ()>) {
         if self
             .current()
             .tried
