@@ -256,22 +256,10 @@ fn oauth_bridge(jwks: &str, issuer: &str, extra: &[&str], child: &[String]) -> B
 
 /// curl POST of an `initialize` with `token` (if any); returns status, head and body.
 fn initialize_with(bridge: &Bridge, token: Option<&str>) -> (u16, String, String) {
-    let body = initialize_body(json!(1), "2025-11-25").to_string();
-    let auth = token.map(|t| format!("Authorization: Bearer {t}"));
-    let mut args = vec![
-        "-H",
-        "content-type: application/json",
-        "-H",
-        "accept: application/json, text/event-stream",
-        "-d",
-        &body,
-    ];
-    if let Some(auth) = &auth {
-        args.extend(["-H", auth]);
+    match token {
+        Some(t) => curl_initialize(&bridge.url(), &[&format!("authorization: Bearer {t}")]),
+        None => curl_initialize(&bridge.url(), &[]),
     }
-    let url = bridge.url();
-    args.push(&url);
-    curl(&args)
 }
 
 /// The value of header `name` in `head` (lowercased by [`curl`]).

@@ -3,24 +3,6 @@
 
 use crate::support::*;
 use serde_json::json;
-use std::process::Command;
-
-/// POSTs an `initialize` to `url` with curl and the extra `headers`; returns the HTTP status and
-/// the body.
-fn curl_initialize(url: &str, headers: &[&str]) -> (u16, String) {
-    let body = initialize_body(json!(1), "2025-11-25").to_string();
-    let mut cmd = Command::new("curl");
-    cmd.args(["-s", "--max-time", "10", "-w", "\n%{http_code}"])
-        .args(["-H", "content-type: application/json"])
-        .args(["-H", "accept: application/json, text/event-stream"]);
-    for h in headers {
-        cmd.args(["-H", h]);
-    }
-    let out = cmd.args(["-d", &body, url]).output().expect("curl runs");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let (body, code) = text.rsplit_once('\n').expect("status line");
-    (code.trim().parse().expect("a status"), body.to_string())
-}
 
 /// A file of bearer tokens in a fresh directory; removed with the directory on drop.
 struct TokenFile(Scratch);
@@ -42,7 +24,7 @@ async fn host_and_origin_allow_lists_replace_and_extend_the_defaults() {
     let defaults = Bridge::echo(&[], &[]).await;
     let url = defaults.url();
     assert_eq!(curl_initialize(&url, &[]).0, 200);
-    let (status, body) = curl_initialize(&url, &["Host: mcp.example.com"]);
+    let (status, _, body) = curl_initialize(&url, &["Host: mcp.example.com"]);
     assert_eq!(
         status, 421,
         "a loopback bind serves only loopback names: {body}"
@@ -51,7 +33,7 @@ async fn host_and_origin_allow_lists_replace_and_extend_the_defaults() {
         body.contains("--allowed-hosts"),
         "the error says what to do: {body}"
     );
-    let (status, body) = curl_initialize(&url, &["Origin: https://app.example.com"]);
+    let (status, _, body) = curl_initialize(&url, &["Origin: https://app.example.com"]);
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("--allowed-origins"), "{body}");
 
@@ -104,22 +86,9 @@ async fn bearer_tokens_guard_every_mcp_endpoint_and_reload_on_sighup() {
     )
     .await;
     let url = bridge.url();
-    let init = initialize_body(json!(1), "2025-11-25").to_string();
-    let post = |auth: Option<&str>| {
-        let mut args = vec![
-            "-H".to_string(),
-            "content-type: application/json".into(),
-            "-H".into(),
-            "accept: application/json, text/event-stream".into(),
-            "-d".into(),
-            init.clone(),
-        ];
-        if let Some(a) = auth {
-            args.extend(["-H".into(), format!("authorization: {a}")]);
-        }
-        args.push(url.clone());
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        curl(&refs)
+    let post = |auth: Option<&str>| match auth {
+        Some(a) => curl_initialize(&url, &[&format!("authorization: {a}")]),
+        None => curl_initialize(&url, &[]),
     };
     let (status, head, body) = post(None);
     assert_eq!(status, 401, "{body}");
@@ -337,24 +306,8 @@ async fn cors_answers_preflights_and_exposes_the_session_header_to_allowed_origi
     assert!(head.contains("mcp-session-id"), "{head}");
 
     let origin = "origin: https://app.example.com";
-    let (status, body) = curl_initialize(&url, &[origin, "authorization: Bearer tok-cors"]);
+    let (status, head, body) = curl_initialize(&url, &[origin, "authorization: Bearer tok-cors"]);
     assert_eq!(status, 200, "{body}");
-    let body = initialize_body(json!(1), "2025-11-25").to_string();
-    let post = |extra: &[&str]| {
-        let mut args = vec![
-            "-H",
-            "content-type: application/json",
-            "-H",
-            "accept: application/json, text/event-stream",
-            "-d",
-            &body,
-        ];
-        args.extend_from_slice(extra);
-        args.push(&url);
-        curl(&args)
-    };
-    let (status, head, _) = post(&["-H", origin, "-H", "authorization: Bearer tok-cors"]);
-    assert_eq!(status, 200);
     assert!(
         head.contains("access-control-allow-origin: https://app.example.com"),
         "{head}"
@@ -365,31 +318,24 @@ async fn cors_answers_preflights_and_exposes_the_session_header_to_allowed_origi
         ),
         "{head}"
     );
-    let (status, head, _) = post(&["-H", origin]);
+    let (status, head, _) = curl_initialize(&url, &[origin]);
     assert_eq!(status, 401);
     assert!(
         head.contains("access-control-allow-origin"),
         "a browser can read the 401: {head}"
     );
-    let (status, head, _) = post(&[
-        "-H",
-        "origin: https://evil.example",
-        "-H",
-        "authorization: Bearer tok-cors",
-    ]);
+    let (status, head, _) = curl_initialize(
+        &url,
+        &[
+            "origin: https://evil.example",
+            "authorization: Bearer tok-cors",
+        ],
+    );
     assert_eq!(status, 403);
     assert!(!head.contains("access-control-allow-origin"), "{head}");
 
     let plain = Bridge::echo(&[], &[]).await;
-    let (status, head, _) = curl(&[
-        "-H",
-        "content-type: application/json",
-        "-H",
-        "origin: http://localhost:3000",
-        "-d",
-        &body,
-        &plain.url(),
-    ]);
+    let (status, head, _) = curl_initialize(&plain.url(), &["origin: http://localhost:3000"]);
     assert_eq!(status, 200);
     assert!(
         !head.contains("access-control-allow-origin"),

@@ -492,6 +492,25 @@ pub fn curl(args: &[&str]) -> (u16, String, String) {
     (status, head.to_ascii_lowercase(), body.to_string())
 }
 
+/// POSTs an `initialize` (2025-11-25) to `url` with curl and the extra `headers` (`"name:
+/// value"`); returns what [`curl`] returns.
+pub fn curl_initialize(url: &str, headers: &[&str]) -> (u16, String, String) {
+    let body = initialize_body(json!(1), "2025-11-25").to_string();
+    let mut args = vec![
+        "-H",
+        "content-type: application/json",
+        "-H",
+        "accept: application/json, text/event-stream",
+        "-d",
+        &body,
+    ];
+    for h in headers {
+        args.extend(["-H", h]);
+    }
+    args.push(url);
+    curl(&args)
+}
+
 /// A fresh directory under the system temp dir; removed on drop.
 pub struct Scratch(pub PathBuf);
 
