@@ -116,11 +116,14 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let tracker = TaskTracker::new();
     let (metrics, registry) = Metrics::new();
-    let sessions = Arc::new(Sessions::new(
-        config.max_sessions,
-        config.session_outbox,
-        config.replay_buffer,
-    ));
+    let sessions = Arc::new(
+        Sessions::new(
+            config.max_sessions,
+            config.session_outbox,
+            config.replay_buffer,
+        )
+        .with_metrics(metrics.sessions.clone()),
+    );
     let router_options = RouterOptions {
         scope: None,
         roots: config.roots.clone(),
@@ -134,7 +137,7 @@ pub async fn serve(
     let fatal_reason = Arc::new(std::sync::Mutex::new(None));
     let shared_child = Arc::new(std::sync::Mutex::new(None));
     let router = if config.isolation == Isolation::Shared {
-        let spawned = child::spawn(&config.child, &tracker)
+        let spawned = child::spawn(&config.child, &tracker, &metrics)
             .with_context(|| format!("cannot start the child {:?}", config.child.program))?;
         let control = spawned.control.clone();
         *shared_child.lock().expect("child lock") = Some(control.clone());
@@ -163,9 +166,21 @@ pub async fn serve(
         Some(router)
     } else {
         state_tx.send_replace(UpstreamState::PerSession);
+        metrics.child.up.set(1);
         None
     };
     let addr = listener.local_addr().context("reading the bound address")?;
+    let admin = match config.admin_listen {
+        Some(at) => {
+            let admin = TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen on --admin-listen {at}"))?;
+            let bound = admin.local_addr().context("reading the admin address")?;
+            tracing::info!(listen = %bound, "admin listening (/metrics, /healthz, /readyz)");
+            Some(admin)
+        }
+        None => None,
+    };
     tracing::info!(listen = %addr, path = %config.mcp_path, isolation = ?config.isolation, stateless = config.stateless, "mcp-bridge listening");
     // Browser origins allowed by CORS also pass the Origin check.
     let origins: Vec<String> = config
@@ -236,6 +251,9 @@ pub async fn serve(
             _ = fatal.cancelled() => {}
         }
     };
+    if let Some(admin) = admin {
+        tracker.spawn(admin_loop(admin, state.clone(), exiting.clone()));
+    }
     accept_loop(&listener, &state, &graceful, &tracker, stop).await;
     drop(listener);
     shutdown::drain(&state, graceful).await;
@@ -246,6 +264,46 @@ pub async fn serve(
     match why {
         Some(why) => Err(anyhow::anyhow!(why)),
         None => Ok(()),
+    }
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` (else 404) on the `--admin-listen` listener,
+/// plain HTTP/1.1 and HTTP/2, until `stop` fires (after the drain, so probes see it).
+async fn admin_loop(listener: TcpListener, state: Arc<AppState>, stop: CancellationToken) {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let stream = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let state = state.clone();
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let state = state.clone();
+            async move {
+                let resp = match req.uri().path() {
+                    "/metrics" => health::metrics(&req, &state),
+                    "/healthz" => health::healthz(&req, &state),
+                    "/readyz" => health::readyz(&req, &state),
+                    path => health::not_found(path, "/metrics"),
+                };
+                Ok::<_, Infallible>(resp)
+            }
+        });
+        let (builder, stop) = (builder.clone(), stop.clone());
+        tokio::spawn(async move {
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = conn => {}
+                _ = stop.cancelled() => {}
+            }
+        });
     }
 }
 
@@ -275,7 +333,6 @@ impl AppState {
         if self.sessions.remove(&session.id).is_none() {
             return;
         }
-        self.metrics.sessions_active.set(self.sessions.len() as i64);
         session.router.session_closed(session.key).await;
         tracing::debug!(session.id = %session.id, reason = why, "session ended");
         if let Some(child) = session.child.as_ref().map(|c| c.current()) {
@@ -300,8 +357,11 @@ impl AppState {
         let waiting = |s: &UpstreamState| {
             !matches!(s, UpstreamState::Starting | UpstreamState::Restarting(_))
         };
-        let _ = tokio::time::timeout(self.config.queue_timeout, rx.wait_for(waiting)).await;
+        let waited = tokio::time::timeout(self.config.queue_timeout, rx.wait_for(waiting)).await;
         let now = self.upstream.borrow().clone();
+        if waited.is_err() && !matches!(now, UpstreamState::Ready(_)) {
+            self.metrics.http.rejected("timeout");
+        }
         match now {
             UpstreamState::Ready(_) => Ok(()),
             other => Err(RouteError::Unavailable(format!(
@@ -455,8 +515,16 @@ async fn endpoint_response(req: Request<Incoming>, state: &Arc<AppState>) -> Res
 }
 
 /// Dispatches by path: the enabled transports' endpoints (behind the Host/Origin guard),
-/// `/healthz`, `/readyz`, `/metrics`, else 404.
-async fn route(mut req: Request<Incoming>, state: Arc<AppState>) -> Response<Body> {
+/// `/healthz`, `/readyz`, `/metrics`, else 404. Refusals are counted by reason.
+async fn route(req: Request<Incoming>, state: Arc<AppState>) -> Response<Body> {
+    let resp = route_by_path(req, &state).await;
+    if let Some(reason) = resp.extensions().get::<crate::error::RejectReason>() {
+        state.metrics.http.rejected(reason.0);
+    }
+    resp
+}
+
+async fn route_by_path(mut req: Request<Incoming>, state: &Arc<AppState>) -> Response<Body> {
     let path = req.uri().path();
     let c = &state.config;
     let endpoint = (c.streamable_http && path == c.mcp_path)
@@ -476,21 +544,22 @@ async fn route(mut req: Request<Incoming>, state: Arc<AppState>) -> Response<Bod
             Err(e) => e.into_response(),
             Ok(principal) => {
                 req.extensions_mut().insert(principal);
-                endpoint_response(req, &state).await
+                endpoint_response(req, state).await
             }
         };
         state.cors.decorate(cors_origin, &mut resp);
         return resp;
     }
     match path {
-        "/healthz" => health::healthz(&req, &state),
-        "/readyz" => health::readyz(&req, &state),
+        "/healthz" => health::healthz(&req, state),
+        "/readyz" => health::readyz(&req, state),
+        "/metrics" if state.config.admin_listen.is_some() => health::not_found(path, &c.mcp_path),
         "/metrics" => match state.config.protect_metrics {
             true => match Box::pin(state.auth.check(req.headers())).await {
-                Ok(_) => health::metrics(&req, &state),
+                Ok(_) => health::metrics(&req, state),
                 Err(e) => e.into_response(),
             },
-            false => health::metrics(&req, &state),
+            false => health::metrics(&req, state),
         },
         p if state.auth.oauth().is_some_and(|o| o.serves_metadata(p)) => state
             .auth

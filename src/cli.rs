@@ -325,6 +325,13 @@ pub struct Cli {
     /// The MCP endpoint's URL as clients reach it (e.g. https://mcp.example.com/mcp): the `resource` of /.well-known/oauth-protected-resource and of resource_metadata links.
     #[arg(long = "public-url", env = "MCP_BRIDGE_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
+    /// Serve /metrics (only there) plus /healthz and /readyz on this separate address, e.g. 127.0.0.1:9090, for a monitoring network.
+    #[arg(
+        long = "admin-listen",
+        env = "MCP_BRIDGE_ADMIN_LISTEN",
+        value_name = "ADDR"
+    )]
+    pub admin_listen: Option<std::net::SocketAddr>,
     /// Require a bearer token on /metrics too (/healthz and /readyz stay open).
     #[arg(long, env = "MCP_BRIDGE_PROTECT_METRICS")]
     pub protect_metrics: bool,

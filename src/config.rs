@@ -91,6 +91,9 @@ pub struct Config {
     pub auth_token: Option<crate::auth::Secret>,
     /// `--protect-metrics`.
     pub protect_metrics: bool,
+    /// `--admin-listen`: where /metrics, /healthz and /readyz are served apart from the MCP
+    /// endpoints (then /metrics is not on the main listener).
+    pub admin_listen: Option<std::net::SocketAddr>,
     /// Threads of the async runtime (at least 1).
     pub worker_threads: usize,
     /// Requests one session may have in flight.
@@ -265,6 +268,7 @@ impl Config {
                 .ok()
                 .map(crate::auth::Secret),
             protect_metrics: cli.protect_metrics,
+            admin_listen: cli.admin_listen,
             allowed_origins: cli.allowed_origins,
             max_in_flight: cli.max_in_flight,
             replay_buffer: cli.replay_buffer,

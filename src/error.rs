@@ -5,6 +5,10 @@ use crate::jsonrpc::{self, RequestId};
 use crate::transport::{full, Body};
 use http::{header, HeaderValue, Response, StatusCode};
 
+/// Response extension naming why a request was refused (see [`HttpError::reject_reason`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RejectReason(pub &'static str);
+
 /// An HTTP error answer with a JSON-RPC error body (PROTOCOL.md sections 2.3, 2.5 and 9 item 3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpError {
@@ -80,17 +84,38 @@ impl HttpError {
         }
     }
 
+    /// Why this error refuses a request, for `mcp_bridge_rejected_requests_total`: `limit`
+    /// (429, or 503 with the overloaded code), `size` (413), `host` (421), `origin` (403 without
+    /// a challenge), `auth` (401, or 403 with a challenge); `None` for other errors.
+    pub fn reject_reason(&self) -> Option<&'static str> {
+        match self.status {
+            StatusCode::TOO_MANY_REQUESTS => Some("limit"),
+            StatusCode::SERVICE_UNAVAILABLE if self.code == jsonrpc::OVERLOADED => Some("limit"),
+            StatusCode::PAYLOAD_TOO_LARGE => Some("size"),
+            StatusCode::MISDIRECTED_REQUEST => Some("host"),
+            StatusCode::UNAUTHORIZED => Some("auth"),
+            StatusCode::FORBIDDEN if self.www_authenticate.is_some() => Some("auth"),
+            StatusCode::FORBIDDEN => Some("origin"),
+            _ => None,
+        }
+    }
+
     /// Sets the request id the error answers.
     pub fn with_id(mut self, id: Option<&RequestId>) -> Self {
         self.id = id.cloned();
         self
     }
 
-    /// Renders the response: `application/json` JSON-RPC error body plus status and headers.
+    /// Renders the response: `application/json` JSON-RPC error body plus status and headers; a
+    /// [`RejectReason`] extension carries [`HttpError::reject_reason`] to the metrics.
     pub fn into_response(self) -> Response<Body> {
+        let reason = self.reject_reason();
         let body = jsonrpc::error_response(self.id.as_ref(), self.code, &self.message);
         let mut resp = Response::new(full(body));
         *resp.status_mut() = self.status;
+        if let Some(reason) = reason {
+            resp.extensions_mut().insert(RejectReason(reason));
+        }
         let h = resp.headers_mut();
         h.insert(
             header::CONTENT_TYPE,

@@ -41,7 +41,7 @@ fn transports(state: &AppState) -> Vec<&'static str> {
     .collect()
 }
 
-/// 200 `{"status":"ok","version":..,"uptime_seconds":..,"transports":[..]}` while the process
+/// 200 `{"status":"ok","version":..,"git_sha":..,"uptime_seconds":..,"transports":[..]}` while the process
 /// serves HTTP.
 pub fn healthz<B>(req: &Request<B>, state: &AppState) -> Response<Body> {
     if let Some(resp) = reject_non_get(req) {
@@ -52,6 +52,7 @@ pub fn healthz<B>(req: &Request<B>, state: &AppState) -> Response<Body> {
         json!({
             "status": "ok",
             "version": env!("CARGO_PKG_VERSION"),
+            "git_sha": crate::metrics::GIT_SHA,
             "uptime_seconds": state.started.elapsed().as_secs(),
             "transports": transports(state),
         }),
@@ -78,16 +79,33 @@ pub fn readyz<B>(req: &Request<B>, state: &AppState) -> Response<Body> {
     )
 }
 
-/// The Prometheus text exposition of the bridge's registry.
+/// The bridge's metrics: OpenMetrics 1.0 text when `Accept` names
+/// `application/openmetrics-text` (as Prometheus does), else Prometheus text format 0.0.4.
+/// 405 for methods other than GET and HEAD.
 pub fn metrics<B>(req: &Request<B>, state: &AppState) -> Response<Body> {
     if let Some(resp) = reject_non_get(req) {
         return resp;
     }
-    let mut resp = Response::new(full(crate::metrics::render(&state.registry)));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
+    // OpenMetrics for scrapers that ask for it (Prometheus does), else the classic text format.
+    let openmetrics = req.headers().get_all(header::ACCEPT).iter().any(|v| {
+        v.to_str()
+            .unwrap_or("")
+            .contains("application/openmetrics-text")
+    });
+    let text = crate::metrics::render(&state.registry);
+    let (body, content_type) = match openmetrics {
+        true => (
+            text,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
+        false => (
+            crate::metrics::to_text_004(&text),
+            "text/plain; version=0.0.4; charset=utf-8",
+        ),
+    };
+    let mut resp = Response::new(full(body));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 

@@ -74,7 +74,7 @@ impl Supervisor {
         loop {
             let started = Instant::now();
             let info = self.initialize_and_wait(&control, restarted).await;
-            self.metrics.child_up.set(0);
+            self.metrics.child.up.set(0);
             if self.shutdown.is_cancelled() {
                 return;
             }
@@ -140,7 +140,7 @@ impl Supervisor {
                 .restore(list_changed_for(&cache.result["capabilities"]))
                 .await;
         }
-        self.metrics.child_up.set(1);
+        self.metrics.child.up.set(1);
         self.state
             .send_replace(UpstreamState::Ready(Arc::new(cache)));
     }
@@ -156,11 +156,11 @@ impl Supervisor {
     /// Spawns a new child and attaches it to the router. `None` when spawning fails for good
     /// (the supervisor then gives up).
     async fn respawn(&self) -> Option<ChildControl> {
-        match child::spawn(&self.spec, &self.tracker) {
+        match child::spawn(&self.spec, &self.tracker, &self.metrics) {
             Ok(spawned) => {
                 let control = spawned.control.clone();
                 *self.current.lock().expect("child lock") = Some(control.clone());
-                self.metrics.child_restarts.inc();
+                self.metrics.child.restarts.inc();
                 self.router.attach(spawned).await;
                 Some(control)
             }
@@ -310,7 +310,7 @@ pub async fn session_child(sc: SessionChild) {
 }
 
 async fn respawn_session_child(sc: &SessionChild) -> Result<(), String> {
-    let spawned = child::spawn(&sc.spec, &sc.tracker)
+    let spawned = child::spawn(&sc.spec, &sc.tracker, &sc.metrics)
         .map_err(|e| format!("cannot respawn its child: {e}"))?;
     let control = spawned.control.clone();
     sc.children.fetch_add(1, Ordering::SeqCst);
@@ -321,7 +321,7 @@ async fn respawn_session_child(sc: &SessionChild) -> Result<(), String> {
         counter.fetch_sub(1, Ordering::SeqCst);
     });
     sc.slot.replace(control);
-    sc.metrics.child_restarts.inc();
+    sc.metrics.child.restarts.inc();
     sc.router.attach(spawned).await;
     let init =
         Message::parse(&sc.init).map_err(|e| format!("stored initialize is invalid: {e}"))?;
@@ -351,7 +351,6 @@ fn end_session(sc: &SessionChild, why: &str) {
         return;
     };
     sc.sessions.remove(&session.id);
-    sc.metrics.sessions_active.set(sc.sessions.len() as i64);
     tracing::info!(session.id = %session.id, reason = why, "session ended");
     let router = sc.router.clone();
     let key = sc.key;

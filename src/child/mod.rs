@@ -14,8 +14,12 @@ use crate::jsonrpc::codec::LineCodec;
 use bytes::Bytes;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
+use prometheus_client::registry::{Registry, Unit};
 use std::fmt;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::process::{ChildStdin, ChildStdout, Command};
@@ -39,6 +43,87 @@ pub struct ChildSpec {
     pub max_line_bytes: usize,
     /// Capacity of the queue of lines waiting to be written to stdin, in messages.
     pub stdin_queue: usize,
+}
+
+/// Labels of `mcp_bridge_child_lines_skipped_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SkipLabels {
+    /// `not_json`, `not_jsonrpc`, `too_long` or `empty`.
+    pub reason: &'static str,
+}
+
+/// Metrics of the child processes (shared and per-session alike).
+#[derive(Debug, Default)]
+pub struct ChildMetrics {
+    /// 1 while the shared child is running and initialized, else 0 (per-session mode: 1 while
+    /// the bridge can start children).
+    pub up: Gauge,
+    /// Times a child was restarted after it exited.
+    pub restarts: Counter,
+    /// Child processes running now.
+    pub running: Gauge,
+    /// Exit code of the child that exited last, or minus the signal that killed it.
+    pub last_exit_status: Gauge,
+    /// Unix time in seconds at which the newest child was started.
+    pub start_time: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Lines from the child's stdout that were not forwarded, by reason.
+    pub lines_skipped: Family<SkipLabels, Counter>,
+    /// Messages queued for the children's stdin and not yet written.
+    pub queue_depth: Gauge,
+}
+
+impl ChildMetrics {
+    /// Creates the handles and registers them in `r` (names below `mcp_bridge_`).
+    pub fn register(r: &mut Registry) -> ChildMetrics {
+        let m = ChildMetrics::default();
+        for reason in ["not_json", "not_jsonrpc", "too_long", "empty"] {
+            let _ = m.lines_skipped.get_or_create(&SkipLabels { reason });
+        }
+        r.register(
+            "child_up",
+            "1 while the shared child is running and initialized (per-session mode: while children can be started)",
+            m.up.clone(),
+        );
+        r.register(
+            "child_restarts",
+            "Times a child was restarted after it exited",
+            m.restarts.clone(),
+        );
+        r.register(
+            "children_running",
+            "Child processes running now",
+            m.running.clone(),
+        );
+        r.register(
+            "child_last_exit_status",
+            "Exit code of the child that exited last, or minus the signal that killed it",
+            m.last_exit_status.clone(),
+        );
+        r.register_with_unit(
+            "child_start_time",
+            "Unix time at which the newest child was started",
+            Unit::Seconds,
+            m.start_time.clone(),
+        );
+        r.register(
+            "child_lines_skipped",
+            "Lines from the child's stdout that were not forwarded, by reason",
+            m.lines_skipped.clone(),
+        );
+        r.register(
+            "child_queue_depth",
+            "Messages queued for the children's stdin and not yet written",
+            m.queue_depth.clone(),
+        );
+        m
+    }
+
+    /// Counts one skipped child stdout line.
+    pub fn skipped(&self, reason: &'static str) {
+        self.lines_skipped
+            .get_or_create(&SkipLabels { reason })
+            .inc();
+    }
 }
 
 /// How the child ended.
@@ -109,10 +194,15 @@ impl ChildSlot {
     }
 }
 
-/// Spawns the child described by `spec`, with its helper tasks on `tracker`.
+/// Spawns the child described by `spec`, with its helper tasks on `tracker`, counted in
+/// `metrics` (running children, start time, last exit status, stdin queue depth).
 ///
 /// Errors: the `io::Error` of the spawn (e.g. `NotFound` for an unknown program).
-pub fn spawn(spec: &ChildSpec, tracker: &TaskTracker) -> std::io::Result<SpawnedChild> {
+pub fn spawn(
+    spec: &ChildSpec,
+    tracker: &TaskTracker,
+    metrics: &Arc<crate::metrics::Metrics>,
+) -> std::io::Result<SpawnedChild> {
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)
         .stdin(Stdio::piped())
@@ -137,9 +227,21 @@ pub fn spawn(spec: &ChildSpec, tracker: &TaskTracker) -> std::io::Result<Spawned
     );
     let (line_tx, line_rx) = mpsc::channel(spec.stdin_queue.max(1));
     let close_stdin = CancellationToken::new();
-    tracker.spawn(write_stdin(stdin, line_rx, close_stdin.clone(), pid));
+    tracker.spawn(write_stdin(
+        stdin,
+        line_rx,
+        close_stdin.clone(),
+        pid,
+        metrics.clone(),
+    ));
     tracker.spawn(stderr::pump(err, pid));
     let (exit_tx, exit_rx) = watch::channel(None);
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    metrics.child.start_time.set(started.as_secs_f64());
+    metrics.child.running.inc();
+    let metrics = metrics.clone();
     tracker.spawn(async move {
         let info = match child.wait().await {
             Ok(status) => exit_info(status),
@@ -149,6 +251,9 @@ pub fn spawn(spec: &ChildSpec, tracker: &TaskTracker) -> std::io::Result<Spawned
             },
         };
         reaper::unregister(pid);
+        metrics.child.running.dec();
+        let status = info.code.or(info.signal.map(|s| -s)).unwrap_or(-1);
+        metrics.child.last_exit_status.set(i64::from(status));
         if info.code == Some(0) {
             tracing::info!(child.pid = pid, status = %info, "child exited");
         } else {
@@ -178,13 +283,16 @@ fn exit_info(status: std::process::ExitStatus) -> ExitInfo {
 }
 
 /// Writes queued lines to stdin, flushing whenever the queue runs empty; closes stdin (EOF) when
-/// `close` fires or every sender is gone.
+/// `close` fires or every sender is gone. Each line taken off the queue (written or, at the end,
+/// dropped) leaves `mcp_bridge_child_queue_depth`, which the router raised when queueing it.
 async fn write_stdin(
     stdin: ChildStdin,
     mut lines: mpsc::Receiver<Bytes>,
     close: CancellationToken,
     pid: u32,
+    metrics: Arc<crate::metrics::Metrics>,
 ) {
+    let depth = &metrics.child.queue_depth;
     let mut out = BufWriter::with_capacity(64 * 1024, stdin);
     loop {
         let line = tokio::select! {
@@ -192,14 +300,20 @@ async fn write_stdin(
             _ = close.cancelled() => break,
             line = lines.recv() => match line { Some(l) => l, None => break },
         };
+        depth.dec();
         let mut result = out.write_all(&line).await;
         while let (Ok(()), Ok(next)) = (&result, lines.try_recv()) {
+            depth.dec();
             result = out.write_all(&next).await;
         }
         if let Err(e) = result.and(out.flush().await) {
             tracing::warn!(child.pid = pid, error = %e, "writing to child stdin failed");
             break;
         }
+    }
+    lines.close();
+    while lines.try_recv().is_ok() {
+        depth.dec();
     }
     let _ = out.shutdown().await;
 }

@@ -21,12 +21,12 @@ impl Router {
                     max_bytes = max,
                     "over-long line from child skipped"
                 );
-                self.metrics.skipped("too_long");
+                self.metrics.child.skipped("too_long");
                 return;
             }
         };
         if line.iter().all(u8::is_ascii_whitespace) {
-            self.metrics.skipped("empty");
+            self.metrics.child.skipped("empty");
             return;
         }
         let msg = match Message::parse(&line) {
@@ -38,11 +38,14 @@ impl Router {
                     "not_jsonrpc"
                 };
                 tracing::warn!(child.pid = self.pid, error = %e, bytes = line.len(), "line from child is not a JSON-RPC message, skipped");
-                self.metrics.skipped(reason);
+                self.metrics.child.skipped(reason);
                 return;
             }
         };
-        self.metrics.child_messages.inc();
+        self.metrics
+            .router
+            .message(super::Direction::FromChild, line.len() + 1);
+        tracing::trace!(target: "mcp_bridge::wire", { child.pid = self.pid, direction = "from_child", body = %String::from_utf8_lossy(&line) }, "message");
         match msg.kind().expect("parse() validated it") {
             Kind::Response => self.handle_response(msg),
             Kind::Request => self.handle_child_request(msg),
@@ -203,7 +206,7 @@ impl Router {
             Delivery::NoStream => false,
             Delivery::SlowConsumer => {
                 tracing::warn!(session.id = %session.id, "GET stream closed: the client is not reading (slow consumer)");
-                self.metrics.slow_consumers.inc();
+                self.metrics.sessions.slow_consumers.inc();
                 false
             }
         }
@@ -215,7 +218,7 @@ impl Router {
         let slow = self
             .sessions
             .broadcast(&event, |s| scope.is_none_or(|k| k == s.key) && filter(s));
-        self.metrics.slow_consumers.inc_by(slow as u64);
+        self.metrics.sessions.slow_consumers.inc_by(slow as u64);
     }
 
     pub(super) fn handle_exit(&mut self, info: ExitInfo) {

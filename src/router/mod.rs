@@ -11,11 +11,13 @@
 
 mod child_side;
 pub mod idmap;
+mod metrics;
 mod requests;
 mod server_requests;
 pub mod state;
 mod upstream;
 
+pub use metrics::{method_label, Direction, Outcome, RouterMetrics, METHODS};
 pub use upstream::{initialize_child, InitCache, InitError};
 
 use crate::child::{ExitInfo, SpawnedChild};
@@ -32,6 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::time::DelayQueue;
+use tracing::Instrument;
 
 /// Capacity of the router's command channel, in commands. A full channel makes callers wait
 /// (backpressure on HTTP handlers), never the router.
@@ -139,6 +142,7 @@ enum Command {
 #[derive(Clone, Debug)]
 pub struct RouterHandle {
     tx: mpsc::Sender<Command>,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Command {
@@ -175,9 +179,14 @@ pub fn start(
         child_level: None,
         orphans: HashMap::new(),
         id_prefix: random_prefix(),
+        reported_in_flight: 0,
     };
+    let handle_metrics = router.metrics.clone();
     tracker.spawn(router.run(rx, child.stdout, child.control.exit()));
-    RouterHandle { tx }
+    RouterHandle {
+        tx,
+        metrics: handle_metrics,
+    }
 }
 
 impl RouterHandle {
@@ -185,6 +194,7 @@ impl RouterHandle {
     pub fn detached() -> RouterHandle {
         RouterHandle {
             tx: mpsc::channel(1).0,
+            metrics: Arc::default(),
         }
     }
 
@@ -193,6 +203,10 @@ impl RouterHandle {
     /// `stream` when given, else to the session's GET stream. On timeout the child gets
     /// `notifications/cancelled`. Cancel safe: if this future is dropped, the routing entry is
     /// released (a late response is then dropped).
+    ///
+    /// Client requests (not the bridge's own, [`SessionKey::BRIDGE`]) are counted in
+    /// `mcp_bridge_requests_total` and `mcp_bridge_request_duration_seconds` and end with a
+    /// debug event `request finished` (`duration_ms`, `outcome`) in the caller's span.
     pub async fn call(
         &self,
         session: SessionKey,
@@ -200,7 +214,45 @@ impl RouterHandle {
         timeout: Duration,
         stream: Option<Arc<EventLog>>,
     ) -> Reply {
+        let started = std::time::Instant::now();
+        let method = method_label(msg.method());
+        // A child of the caller's span (the session's); message bodies are logged only at trace.
+        let span = match msg.request_id() {
+            Some(id) => tracing::debug_span!("request", rpc.method = msg.method(), rpc.id = %id),
+            None => tracing::Span::none(),
+        };
+        let reply = self
+            .route_call(session, msg, timeout, stream)
+            .instrument(span.clone())
+            .await;
+        if session != SessionKey::BRIDGE {
+            let outcome = Outcome::of(&reply);
+            if outcome == Outcome::Timeout {
+                self.metrics.http.rejected("timeout");
+            }
+            self.metrics
+                .router
+                .request_done(method, outcome, started.elapsed());
+            span.in_scope(|| {
+                tracing::debug!(
+                    duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+                    outcome = outcome.as_str(),
+                    "request finished"
+                )
+            });
+        }
+        reply
+    }
+
+    async fn route_call(
+        &self,
+        session: SessionKey,
+        msg: Message,
+        timeout: Duration,
+        stream: Option<Arc<EventLog>>,
+    ) -> Reply {
         let id = msg.request_id().cloned().expect("call() takes requests");
+        let method = method_label(msg.method());
         let (reply, rx) = oneshot::channel();
         let cmd = Command::Request {
             session,
@@ -215,6 +267,9 @@ impl RouterHandle {
             tx: &self.tx,
             session,
             id: Some(id),
+            method,
+            started: std::time::Instant::now(),
+            metrics: &self.metrics,
         };
         let outcome = tokio::time::timeout(timeout, rx).await;
         let id = guard.id.take().expect("set above");
@@ -266,10 +321,14 @@ impl RouterHandle {
 }
 
 /// Releases the routing entry of a `call` whose future was dropped before its response.
+/// An abandoned client request is counted with outcome `cancelled`.
 struct AbandonGuard<'a> {
     tx: &'a mpsc::Sender<Command>,
     session: SessionKey,
     id: Option<RequestId>,
+    method: &'static str,
+    started: std::time::Instant,
+    metrics: &'a Metrics,
 }
 
 impl Drop for AbandonGuard<'_> {
@@ -279,6 +338,14 @@ impl Drop for AbandonGuard<'_> {
                 session: self.session,
                 id,
             });
+            if self.session != SessionKey::BRIDGE {
+                self.metrics.router.request_done(
+                    self.method,
+                    Outcome::Cancelled,
+                    self.started.elapsed(),
+                );
+                tracing::debug!(outcome = "cancelled", "request abandoned by the client");
+            }
         }
     }
 }
@@ -342,6 +409,8 @@ struct Router {
     orphans: HashMap<UpstreamId, (SessionKey, std::time::Instant)>,
     /// Random prefix of the ids the bridge gives server-to-client requests.
     id_prefix: String,
+    /// This router's share of `mcp_bridge_requests_in_flight`.
+    reported_in_flight: i64,
 }
 
 /// 64 random bits as hex, from the operating system's CSPRNG.
@@ -393,7 +462,21 @@ impl Router {
                     }
                 }
             }
-            self.metrics.requests_in_flight.set(self.map.len() as i64);
+            self.report_in_flight();
+        }
+        self.map = IdMap::new();
+        self.report_in_flight();
+    }
+
+    /// Adds this router's change in requests in flight to the gauge summed over all routers.
+    fn report_in_flight(&mut self) {
+        let now = self.map.len() as i64;
+        if now != self.reported_in_flight {
+            self.metrics
+                .router
+                .in_flight
+                .inc_by(now - self.reported_in_flight);
+            self.reported_in_flight = now;
         }
     }
 

@@ -3,7 +3,7 @@
 //! (cancellation), and responses to what the child asked for. Also the writing of lines to the
 //! child's stdin.
 
-use super::{After, Pending, RouteError, Router, UpstreamId};
+use super::{After, Direction, Pending, RouteError, Router, UpstreamId};
 use crate::jsonrpc::{self, Message, RequestId};
 use crate::session::replay::EventLog;
 use crate::session::{LogLevel, SessionKey};
@@ -224,7 +224,7 @@ impl Router {
             let slow = self
                 .sessions
                 .broadcast(&event, |s| scope.is_none_or(|k| k == s.key));
-            self.metrics.slow_consumers.inc_by(slow as u64);
+            self.metrics.sessions.slow_consumers.inc_by(slow as u64);
         }
     }
 
@@ -367,14 +367,27 @@ impl Router {
     pub(super) fn write_line(&mut self, mut line: Vec<u8>) -> Result<(), RouteError> {
         jsonrpc::flatten_line_breaks(&mut line);
         line.push(b'\n');
-        self.stdin.try_send(Bytes::from(line)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => RouteError::Overloaded,
-            mpsc::error::TrySendError::Closed(_) => RouteError::Unavailable(
-                self.exited
-                    .clone()
-                    .unwrap_or_else(|| "its stdin is closed".into()),
-            ),
-        })
+        let len = line.len();
+        tracing::trace!(target: "mcp_bridge::wire", { child.pid = self.pid, direction = "to_child", body = %String::from_utf8_lossy(&line[..len - 1]) }, "message");
+        // Raised before the send: the writer task lowers it as soon as it takes the line.
+        self.metrics.child.queue_depth.inc();
+        match self.stdin.try_send(Bytes::from(line)) {
+            Ok(()) => {
+                self.metrics.router.message(Direction::ToChild, len);
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics.child.queue_depth.dec();
+                Err(match e {
+                    mpsc::error::TrySendError::Full(_) => RouteError::Overloaded,
+                    mpsc::error::TrySendError::Closed(_) => RouteError::Unavailable(
+                        self.exited
+                            .clone()
+                            .unwrap_or_else(|| "its stdin is closed".into()),
+                    ),
+                })
+            }
+        }
     }
 }
 

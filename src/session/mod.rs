@@ -17,6 +17,9 @@ pub use caps::{ClientCaps, LogLevel};
 use crate::child::ChildSlot;
 use crate::router::RouterHandle;
 use bytes::Bytes;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
+use prometheus_client::registry::Registry;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -37,6 +40,9 @@ impl SessionKey {
 pub struct Session {
     /// The `Mcp-Session-Id` value.
     pub id: String,
+    /// The debug-level span `session{session.id, transport}` that the session's requests run
+    /// in (disabled, and free, above debug).
+    pub span: tracing::Span,
     /// Internal key for routing.
     pub key: SessionKey,
     /// The protocol version negotiated in this session's `initialize`.
@@ -196,6 +202,65 @@ struct Maps {
     by_key: HashMap<SessionKey, Arc<Session>>,
 }
 
+/// Labels of the per-transport session metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransportLabels {
+    /// `streamable-http`, `sse` or `websocket`.
+    pub transport: &'static str,
+}
+
+/// Metrics of sessions and their streams.
+#[derive(Debug, Default, Clone)]
+pub struct SessionMetrics {
+    /// Open sessions by transport.
+    pub active: Family<TransportLabels, Gauge>,
+    /// Sessions opened since start, by transport.
+    pub opened: Family<TransportLabels, Counter>,
+    /// Streams and connections closed because the client did not keep up.
+    pub slow_consumers: Counter,
+    /// SSE response streams open now (Streamable HTTP POST and GET streams, legacy SSE).
+    pub sse_streams_open: Gauge,
+}
+
+impl SessionMetrics {
+    /// Creates the handles and registers them in `r` (names below `mcp_bridge_`).
+    pub fn register(r: &mut Registry) -> SessionMetrics {
+        let m = SessionMetrics::default();
+        for t in [
+            Transport::StreamableHttp,
+            Transport::Sse,
+            Transport::WebSocket,
+        ] {
+            let labels = TransportLabels {
+                transport: t.name(),
+            };
+            let _ = m.active.get_or_create(&labels);
+            let _ = m.opened.get_or_create(&labels);
+        }
+        r.register(
+            "sessions_active",
+            "Open sessions by transport",
+            m.active.clone(),
+        );
+        r.register(
+            "sessions",
+            "Sessions opened since start, by transport",
+            m.opened.clone(),
+        );
+        r.register(
+            "slow_consumers_disconnected",
+            "Session streams closed because the client did not keep up",
+            m.slow_consumers.clone(),
+        );
+        r.register(
+            "sse_streams_open",
+            "SSE response streams open now",
+            m.sse_streams_open.clone(),
+        );
+        m
+    }
+}
+
 /// The registry of live sessions, shared by the HTTP handlers and the router.
 #[derive(Debug)]
 pub struct Sessions {
@@ -206,6 +271,7 @@ pub struct Sessions {
     /// Events kept per resumable stream.
     replay: usize,
     epoch: Instant,
+    metrics: SessionMetrics,
 }
 
 impl Sessions {
@@ -219,7 +285,14 @@ impl Sessions {
             outbox: outbox.max(1),
             replay,
             epoch: Instant::now(),
+            metrics: SessionMetrics::default(),
         }
+    }
+
+    /// Counts sessions in `metrics` (opened and active, by transport) from now on.
+    pub fn with_metrics(mut self, metrics: SessionMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// A fresh internal key (never [`SessionKey::BRIDGE`], never reused).
@@ -234,8 +307,11 @@ impl Sessions {
 
     /// Registers a session with a fresh CSPRNG id. Errors with [`TooManySessions`] at the limit.
     pub fn insert(&self, new: NewSession) -> Result<Arc<Session>, TooManySessions> {
+        let id = new_session_id();
+        let span = tracing::debug_span!(parent: None, "session", session.id = %id, transport = new.transport.name());
         let session = Arc::new(Session {
-            id: new_session_id(),
+            span,
+            id,
             key: new.key,
             version: new.version,
             caps: new.caps,
@@ -259,6 +335,11 @@ impl Sessions {
         }
         maps.by_id.insert(session.id.clone(), session.clone());
         maps.by_key.insert(session.key, session.clone());
+        let labels = TransportLabels {
+            transport: session.transport.name(),
+        };
+        self.metrics.opened.get_or_create(&labels).inc();
+        self.metrics.active.get_or_create(&labels).inc();
         Ok(session)
     }
 
@@ -269,6 +350,7 @@ impl Sessions {
         let mut maps = self.maps.write().expect("sessions lock");
         let old = maps.by_key.get(&new.key)?.clone();
         let session = Arc::new(Session {
+            span: old.span.clone(),
             id: old.id.clone(),
             key: old.key,
             version: new.version,
@@ -319,6 +401,10 @@ impl Sessions {
         let session = maps.by_id.remove(id)?;
         maps.by_key.remove(&session.key);
         drop(maps);
+        let labels = TransportLabels {
+            transport: session.transport.name(),
+        };
+        self.metrics.active.get_or_create(&labels).dec();
         session.close_stream();
         Some(session)
     }

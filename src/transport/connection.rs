@@ -17,6 +17,7 @@ use crate::protocol;
 use crate::router::{RouteError, RouterHandle};
 use crate::session::{ClientCaps, Delivery, NewSession, Session, SessionKey, Transport};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// Registers the session of a new connection. Errors: 503 at the session limit or while
 /// shutting down.
@@ -41,10 +42,6 @@ pub fn open(state: &AppState, transport: Transport) -> Result<Arc<Session>, Http
         .sessions
         .insert(new)
         .map_err(|e| initialize::too_many(&e.to_string()))?;
-    state
-        .metrics
-        .sessions_active
-        .set(state.sessions.len() as i64);
     tracing::debug!(session.id = %session.id, transport = transport.name(), "connection session opened");
     Ok(session)
 }
@@ -96,10 +93,10 @@ pub fn on_message(
     match kind {
         Kind::Request => {
             let state = state.clone();
-            state
-                .tracker
-                .clone()
-                .spawn(async move { request(&state, &session, msg, child_env).await });
+            let span = session.span.clone();
+            state.tracker.clone().spawn(
+                async move { request(&state, &session, msg, child_env).await }.instrument(span),
+            );
         }
         Kind::Notification if !session.initialized => {}
         Kind::Notification
@@ -145,6 +142,7 @@ async fn request(
         return send(state, key, &body);
     }
     let Some(_slot) = session.admit(state.config.max_in_flight) else {
+        state.metrics.http.rejected("limit");
         let text = format!(
             "too many requests in flight for this session (--max-in-flight {})",
             state.config.max_in_flight
@@ -217,6 +215,6 @@ pub fn send(state: &AppState, key: SessionKey, message: &[u8]) {
     };
     if session.deliver(sse::message_event(message)) == Delivery::SlowConsumer {
         tracing::warn!(session.id = %session.id, "connection closed: the client is not reading (slow consumer)");
-        state.metrics.slow_consumers.inc();
+        state.metrics.sessions.slow_consumers.inc();
     }
 }

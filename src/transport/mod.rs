@@ -13,7 +13,46 @@ use bytes::Bytes;
 use http::{header, HeaderMap, Request, StatusCode};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::{counter::Counter, family::Family};
+use prometheus_client::registry::Registry;
 use std::convert::Infallible;
+
+/// Why a request was refused before it reached a child, for `mcp_bridge_rejected_requests_total`.
+pub const REJECT_REASONS: &[&str] = &["limit", "auth", "origin", "host", "size", "timeout"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+/// Metrics of the HTTP edge.
+#[derive(Debug, Default)]
+pub struct HttpMetrics {
+    rejected: Family<ReasonLabels, Counter>,
+}
+
+impl HttpMetrics {
+    /// Creates the handles and registers them in `r` (names below `mcp_bridge_`).
+    pub fn register(r: &mut Registry) -> HttpMetrics {
+        let m = HttpMetrics::default();
+        for reason in REJECT_REASONS {
+            let _ = m.rejected.get_or_create(&ReasonLabels { reason });
+        }
+        r.register(
+            "rejected_requests",
+            "Requests refused by reason: limit (429, session or child limits), auth (401, 403 scope), origin (403), host (421), size (413), timeout (no answer within --request-timeout or --queue-timeout)",
+            m.rejected.clone(),
+        );
+        m
+    }
+
+    /// Counts one refused request; `reason` is one of [`REJECT_REASONS`].
+    pub fn rejected(&self, reason: &'static str) {
+        debug_assert!(REJECT_REASONS.contains(&reason), "{reason}");
+        self.rejected.get_or_create(&ReasonLabels { reason }).inc();
+    }
+}
 
 /// Response body of every handler: a full buffer or an SSE stream.
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;

@@ -41,6 +41,7 @@ pub fn open_stream(req: &Request<Incoming>, state: &Arc<AppState>) -> Response<B
         state.closing.clone(),
         vec![sse::endpoint_event(&endpoint)],
         Some(guard),
+        &state.metrics.sessions.sse_streams_open,
     )
 }
 
@@ -87,6 +88,10 @@ async fn handle_post(
     // `--session-env` values come from the headers of the POST that carries `initialize`.
     let env = child_env(&state.config.session_env, req.headers());
     let body = read_body(req, state.config.max_body_bytes).await?;
+    state
+        .metrics
+        .router
+        .message(crate::router::Direction::FromClient, body.len());
     let msg = Message::parse(&body).map_err(|e| HttpError::bad_request(e.code(), e.to_string()))?;
     connection::on_message(state, session.key, msg, env);
     let mut resp = Response::new(full("Accepted"));

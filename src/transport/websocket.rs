@@ -152,7 +152,7 @@ async fn serve(
                         Ok(Ok(())) => {}
                         Ok(Err(_)) => break None,
                         Err(_) => {
-                            state.metrics.slow_consumers.inc();
+                            state.metrics.sessions.slow_consumers.inc();
                             break Some((CloseCode::Policy, "the client did not keep up"));
                         }
                     }
@@ -189,6 +189,10 @@ async fn on_text(
     env: &[(String, String)],
     ws: &mut Ws,
 ) {
+    state
+        .metrics
+        .router
+        .message(crate::router::Direction::FromClient, text.len());
     match Message::parse(text) {
         Ok(msg) => connection::on_message(state, key, msg, env.to_vec()),
         Err(e) => {

@@ -307,7 +307,10 @@ async fn health_ready_and_metrics_endpoints() {
     let (_s, _) = Session::open(&bridge, "2025-11-25").await;
     let text = metrics_text(&bridge).await;
     assert!(text.contains("mcp_bridge_child_up 1"), "{text}");
-    assert!(text.contains("mcp_bridge_sessions_active 1"), "{text}");
+    assert!(
+        text.contains("mcp_bridge_sessions_active{transport=\"streamable-http\"} 1"),
+        "{text}"
+    );
     assert!(text.trim_end().ends_with("# EOF"));
 }
 

@@ -190,7 +190,7 @@ async fn open_and_abandon_1000(bridge: &Bridge) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(15);
     while !metrics_text(bridge)
         .await
-        .contains("mcp_bridge_sessions_active 0")
+        .contains("mcp_bridge_sessions_active{transport=\"streamable-http\"} 0")
     {
         assert!(Instant::now() < deadline, "idle sessions were not reaped");
         tokio::time::sleep(Duration::from_millis(100)).await;

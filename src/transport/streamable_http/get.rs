@@ -11,6 +11,7 @@ use bytes::Bytes;
 use http::{header, Request, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
+use prometheus_client::metrics::gauge::Gauge;
 use std::convert::Infallible;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -48,7 +49,14 @@ pub fn handle(req: &Request<Incoming>, state: &AppState) -> Result<Response<Body
             HttpError::bad_request(jsonrpc::INVALID_REQUEST, format!("Bad Request: {e}"))
         })?;
         tracing::debug!(session.id = %session.id, last_event_id = last, replayed = replay.len(), "stream resumed");
-        return Ok(session_stream(rx, keep_alive, shutdown, replay, None));
+        return Ok(session_stream(
+            rx,
+            keep_alive,
+            shutdown,
+            replay,
+            None,
+            &state.metrics.sessions.sse_streams_open,
+        ));
     }
     let (log, rx) = session.attach_stream();
     tracing::debug!(session.id = %session.id, "GET stream opened");
@@ -57,7 +65,14 @@ pub fn handle(req: &Request<Incoming>, state: &AppState) -> Result<Response<Body
         .then(|| log.priming(RETRY_MS))
         .into_iter()
         .collect();
-    Ok(session_stream(rx, keep_alive, shutdown, first, None))
+    Ok(session_stream(
+        rx,
+        keep_alive,
+        shutdown,
+        first,
+        None,
+        &state.metrics.sessions.sse_streams_open,
+    ))
 }
 
 /// The reconnection delay announced to 2025-11-25 clients in priming events, in milliseconds.
@@ -78,14 +93,17 @@ fn accepts_event_stream(headers: &http::HeaderMap) -> bool {
 /// An SSE response streaming `first` (replayed or priming events), then the events of `rx`, a
 /// keep-alive comment every `keep_alive` of silence, ending when `rx` closes (session ended,
 /// stream replaced, stream finished) or `shutdown` fires. `guard` (if any) is held until the
-/// stream ends or the client goes away: its `Drop` is how the owner learns that.
+/// stream ends or the client goes away: its `Drop` is how the owner learns that. `open` (the
+/// `mcp_bridge_sse_streams_open` gauge) counts the stream while it lives.
 pub fn session_stream(
     rx: mpsc::Receiver<Bytes>,
     keep_alive: Duration,
     shutdown: CancellationToken,
     first: Vec<Bytes>,
     guard: Option<Box<dyn Send>>,
+    open: &Gauge,
 ) -> Response<Body> {
+    open.inc();
     let mut ticker = interval_at(Instant::now() + keep_alive, keep_alive);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let state = StreamState {
@@ -94,6 +112,7 @@ pub fn session_stream(
         shutdown,
         first: first.into(),
         _guard: guard,
+        _open: OpenStream(open.clone()),
     };
     let stream = futures_util::stream::unfold(state, next_event);
     sse::response(StreamBody::new(stream).boxed_unsync())
@@ -105,6 +124,16 @@ struct StreamState {
     shutdown: CancellationToken,
     first: std::collections::VecDeque<Bytes>,
     _guard: Option<Box<dyn Send>>,
+    _open: OpenStream,
+}
+
+/// Lowers `mcp_bridge_sse_streams_open` when the stream is dropped.
+struct OpenStream(Gauge);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 async fn next_event(

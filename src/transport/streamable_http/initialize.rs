@@ -51,7 +51,20 @@ pub async fn open(
     state: &AppState,
 ) -> Result<Opened, HttpError> {
     match &state.router {
-        Some(router) => open_shared(msg, key, transport, router.clone(), state).await,
+        Some(router) => {
+            // Answered from the cache, so counted here rather than by the router.
+            let started = std::time::Instant::now();
+            let opened = open_shared(msg, key, transport, router.clone(), state).await;
+            let outcome = match &opened {
+                Ok(_) => crate::router::Outcome::Ok,
+                Err(_) => crate::router::Outcome::Unavailable,
+            };
+            state
+                .metrics
+                .router
+                .request_done("initialize", outcome, started.elapsed());
+            opened
+        }
         None => open_own_child(msg, key, transport, child_env, state).await,
     }
 }
@@ -116,7 +129,7 @@ async fn open_own_child(
     }
     let mut spec: ChildSpec = state.config.child.clone();
     spec.env.extend(child_env);
-    let spawned = match child::spawn(&spec, &state.tracker) {
+    let spawned = match child::spawn(&spec, &state.tracker, &state.metrics) {
         Ok(spawned) => spawned,
         Err(e) => {
             state.children.fetch_sub(1, Ordering::SeqCst);

@@ -23,6 +23,7 @@ use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::value::RawValue;
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// Methods whose handling commonly sends related messages (progress, sampling, logging).
 const STREAMING_METHODS: [&str; 4] = [
@@ -70,8 +71,15 @@ pub async fn handle(req: Request<Incoming>, state: &AppState) -> Result<Response
     let body = read_body(req, state.config.max_body_bytes).await?;
     if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         let session = session.unwrap_or_else(|| Err(HttpError::missing_session()))?;
-        return batch(&body, session.version, origin_of(&session), state).await;
+        let span = session.span.clone();
+        return batch(&body, session.version, origin_of(&session), state)
+            .instrument(span)
+            .await;
     }
+    state
+        .metrics
+        .router
+        .message(crate::router::Direction::FromClient, body.len());
     let msg = match Message::parse(&body) {
         Ok(msg) => msg,
         // An unknown session is reported before what is wrong with the body (404, not 400).
@@ -95,14 +103,20 @@ pub async fn handle(req: Request<Incoming>, state: &AppState) -> Result<Response
         },
         (None, _) => return Err(HttpError::missing_session()),
     };
-    Ok(match single(msg, &origin, state, accept).await {
-        Outcome::Json(body) => json_response(body),
-        Outcome::Stream(resp) => resp,
-        Outcome::Accepted => accepted(),
-        Outcome::TooMany(id) => {
-            return Err(too_many_in_flight(state.config.max_in_flight).with_id(id.as_ref()))
-        }
-    })
+    let span = origin
+        .session
+        .as_ref()
+        .map_or_else(tracing::Span::none, |s| s.span.clone());
+    Ok(
+        match single(msg, &origin, state, accept).instrument(span).await {
+            Outcome::Json(body) => json_response(body),
+            Outcome::Stream(resp) => resp,
+            Outcome::Accepted => accepted(),
+            Outcome::TooMany(id) => {
+                return Err(too_many_in_flight(state.config.max_in_flight).with_id(id.as_ref()))
+            }
+        },
+    )
 }
 
 /// `initialize` over Streamable HTTP: a new session with a new key (none when stateless).
@@ -126,10 +140,6 @@ async fn initialize_http(
         Opened::Session(new, body) => {
             let session = initialize::register(state, new, id.as_ref())?;
             session.bind_principal(principal);
-            state
-                .metrics
-                .sessions_active
-                .set(state.sessions.len() as i64);
             tracing::debug!(session.id = %session.id, protocol.version = session.version, "session initialized");
             let mut resp = json_response(body);
             set_session_header(resp.headers_mut(), &session);
@@ -313,6 +323,10 @@ async fn batch(
     }
     let mut msgs = Vec::with_capacity(items.len());
     for raw in &items {
+        state
+            .metrics
+            .router
+            .message(crate::router::Direction::FromClient, raw.get().len());
         let msg = Message::parse(raw.get().as_bytes())
             .map_err(|e| HttpError::bad_request(e.code(), e.to_string()))?;
         if msg.method() == "initialize" {

@@ -164,5 +164,6 @@ fn start_stream(
         CancellationToken::new(),
         events,
         None,
+        &state.metrics.sessions.sse_streams_open,
     )
 }
