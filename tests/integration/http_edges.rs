@@ -311,7 +311,23 @@ async fn health_ready_and_metrics_endpoints() {
         text.contains("mcp_bridge_sessions_active{transport=\"streamable-http\"} 1"),
         "{text}"
     );
-    assert!(text.trim_end().ends_with("# EOF"));
+    assert!(!text.contains("# EOF"), "classic text format by default");
+    let openmetrics = http()
+        .get(bridge.at("/metrics"))
+        .header("accept", "application/openmetrics-text; version=1.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert!(openmetrics.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    assert!(openmetrics
+        .text()
+        .await
+        .unwrap()
+        .trim_end()
+        .ends_with("# EOF"));
 }
 
 #[tokio::test]

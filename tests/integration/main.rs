@@ -12,6 +12,7 @@ mod http_edges;
 mod interop;
 mod modes;
 mod oauth;
+mod observability;
 mod proxy;
 mod reliability;
 mod routing;
