@@ -75,11 +75,11 @@ impl Outcome {
         }
     }
 
-    /// The outcome of a reply: `Ok` or `Error` after looking at the response, else by the
-    /// routing error.
-    pub fn of(reply: &super::Reply) -> Outcome {
+    /// The outcome of the reply to request `id`: `Ok` or `Error` after looking at the response,
+    /// else by the routing error.
+    pub fn of(reply: &super::Reply, id: &crate::jsonrpc::RequestId) -> Outcome {
         match reply {
-            Ok(body) => match is_error_response(body) {
+            Ok(body) => match is_error_response(body, id) {
                 true => Outcome::Error,
                 false => Outcome::Ok,
             },
@@ -94,8 +94,27 @@ impl Outcome {
     }
 }
 
-/// True when `body` is a JSON-RPC error response (it has a top-level `error` member).
-fn is_error_response(body: &[u8]) -> bool {
+/// True when `body`, the response to request `id`, is a JSON-RPC error response. The router's
+/// own formats are recognised from their first bytes, so a large result is not scanned:
+/// `{"jsonrpc":"2.0","id":ID,"result"|"error"…` (responses passed through, see
+/// [`crate::jsonrpc::Message::to_json_with_id`]) and `{"error":…` (errors the bridge makes).
+/// Anything else is parsed.
+fn is_error_response(body: &[u8], id: &crate::jsonrpc::RequestId) -> bool {
+    if body.starts_with(br#"{"error":"#) || body.starts_with(br#"{"jsonrpc":"2.0","error":"#) {
+        return true;
+    }
+    let mut prefix = br#"{"jsonrpc":"2.0","id":"#.to_vec();
+    if serde_json::to_writer(&mut prefix, id).is_ok() {
+        prefix.push(b',');
+        if let Some(rest) = body.strip_prefix(prefix.as_slice()) {
+            return rest.starts_with(br#""error""#);
+        }
+    }
+    parsed_is_error(body)
+}
+
+/// [`is_error_response`] the slow way: a top-level `error` member.
+fn parsed_is_error(body: &[u8]) -> bool {
     #[derive(serde::Deserialize)]
     struct Probe {
         #[serde(default)]
@@ -168,16 +187,35 @@ pub struct RouterMetrics {
     pub in_flight: Gauge,
     messages: Family<DirectionLabels, Counter>,
     bytes: Family<DirectionLabels, Counter>,
+    /// The (messages, bytes) counters of each [`Direction`], taken once so counting costs no
+    /// family lookup.
+    by_direction: [(Counter, Counter); 3],
 }
+
+const DIRECTIONS: [Direction; 3] = [
+    Direction::FromClient,
+    Direction::ToChild,
+    Direction::FromChild,
+];
 
 impl Default for RouterMetrics {
     fn default() -> Self {
+        let messages: Family<DirectionLabels, Counter> = Family::default();
+        let bytes: Family<DirectionLabels, Counter> = Family::default();
+        let by_direction = DIRECTIONS.map(|direction| {
+            let labels = DirectionLabels { direction };
+            (
+                messages.get_or_create(&labels).clone(),
+                bytes.get_or_create(&labels).clone(),
+            )
+        });
         RouterMetrics {
             requests: Family::default(),
             duration: Family::new_with_constructor(duration_histogram),
             in_flight: Gauge::default(),
-            messages: Family::default(),
-            bytes: Family::default(),
+            messages,
+            bytes,
+            by_direction,
         }
     }
 }
@@ -186,14 +224,6 @@ impl RouterMetrics {
     /// Creates the handles and registers them in `r` (names below `mcp_bridge_`).
     pub fn register(r: &mut Registry) -> RouterMetrics {
         let m = RouterMetrics::default();
-        for direction in [
-            Direction::FromClient,
-            Direction::ToChild,
-            Direction::FromChild,
-        ] {
-            let _ = m.messages.get_or_create(&DirectionLabels { direction });
-            let _ = m.bytes.get_or_create(&DirectionLabels { direction });
-        }
         r.register(
             "requests",
             "Client requests by method (MCP methods, else other) and outcome",
@@ -238,8 +268,46 @@ impl RouterMetrics {
 
     /// Counts one message of `bytes` bytes going `direction`.
     pub fn message(&self, direction: Direction, bytes: usize) {
-        let labels = DirectionLabels { direction };
-        self.messages.get_or_create(&labels).inc();
-        self.bytes.get_or_create(&labels).inc_by(bytes as u64);
+        let (messages, total) = &self.by_direction[direction as usize];
+        messages.inc();
+        total.inc_by(bytes as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jsonrpc::{self, Message, RequestId};
+
+    #[test]
+    fn error_responses_are_told_from_results_without_parsing_them() {
+        for id in [
+            RequestId::Number(7),
+            RequestId::String("a \"quoted\",\"error\": id".into()),
+        ] {
+            let error = jsonrpc::error_response(Some(&id), -32601, "no such method");
+            assert!(is_error_response(&error, &id));
+            let raw = serde_json::value::RawValue::from_string("{\"error\":1}".into()).unwrap();
+            let result = jsonrpc::result_response(&id, &raw);
+            assert!(
+                !is_error_response(&result, &id),
+                "a result that mentions error"
+            );
+            let child =
+                Message::parse(br#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"m"}}"#)
+                    .unwrap()
+                    .to_json_with_id(Some(&id));
+            assert!(is_error_response(&child, &id));
+        }
+        assert!(!is_error_response(
+            b"{\"result\":{},\"jsonrpc\":\"2.0\",\"id\":1}",
+            &RequestId::Number(1)
+        ));
+        assert!(is_error_response(
+            b" {\"id\":1, \"error\":{}}",
+            &RequestId::Number(1)
+        ));
+        assert_eq!(method_label("tools/call"), "tools/call");
+        assert_eq!(method_label("tools/call2"), "other");
     }
 }

@@ -216,17 +216,15 @@ impl RouterHandle {
     ) -> Reply {
         let started = std::time::Instant::now();
         let method = method_label(msg.method());
+        let id = msg.request_id().cloned().expect("call() takes requests");
         // A child of the caller's span (the session's); message bodies are logged only at trace.
-        let span = match msg.request_id() {
-            Some(id) => tracing::debug_span!("request", rpc.method = msg.method(), rpc.id = %id),
-            None => tracing::Span::none(),
-        };
+        let span = tracing::debug_span!("request", rpc.method = msg.method(), rpc.id = %id);
         let reply = self
             .route_call(session, msg, timeout, stream)
             .instrument(span.clone())
             .await;
         if session != SessionKey::BRIDGE {
-            let outcome = Outcome::of(&reply);
+            let outcome = Outcome::of(&reply, &id);
             if outcome == Outcome::Timeout {
                 self.metrics.http.rejected("timeout");
             }
