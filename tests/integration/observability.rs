@@ -297,6 +297,27 @@ async fn a_thousand_unknown_methods_add_no_series() {
         text.contains("mcp_bridge_requests_total{method=\"other\",outcome=\"error\"} 1000"),
         "{text}"
     );
+    // Every metric README lists is served, and every served metric is listed.
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let listed: Vec<&str> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `mcp_bridge_"))
+        .filter_map(|l| l.split('`').next())
+        .collect();
+    assert!(listed.len() >= 15, "{listed:?}");
+    for name in &listed {
+        assert!(
+            text.contains(&format!("# TYPE mcp_bridge_{name} ")),
+            "README lists mcp_bridge_{name}, /metrics has no such family"
+        );
+    }
+    for family in text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE mcp_bridge_"))
+    {
+        let name = family.split(' ').next().unwrap();
+        assert!(listed.contains(&name), "mcp_bridge_{name} is not in README");
+    }
     let after = text.lines().count();
     assert!(
         after <= before + 25,
