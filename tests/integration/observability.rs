@@ -324,3 +324,65 @@ async fn a_thousand_unknown_methods_add_no_series() {
         "one new requests series and one histogram: {before} -> {after} lines"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_exits_show_in_metrics_and_readyz_reports_draining() {
+    let mut bridge = Bridge::echo(&["--admin-listen", "127.0.0.1:0"], &[]).await;
+    let admin = admin_addr(&bridge);
+    let scrape = |admin: String| async move {
+        http()
+            .get(format!("http://{admin}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let (session, _) = Session::open(&bridge, "2025-11-25").await;
+    let first = child_pid(&session).await;
+    signal(first, nix::sys::signal::Signal::SIGKILL);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = scrape(admin.clone()).await;
+        if text.contains("mcp_bridge_child_restarts_total 1")
+            && text.contains("mcp_bridge_child_up 1")
+        {
+            assert!(
+                text.contains("mcp_bridge_child_last_exit_status -9"),
+                "{text}"
+            );
+            assert!(text.contains("mcp_bridge_children_running 1"), "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no restart seen: {text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // During the drain the main listener is closed; the admin listener still answers.
+    let slow = session.spawn_request(tool_call(json!("slow"), "sleep", json!({"ms": 1500})));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    signal(bridge.pid(), nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let reason = loop {
+        let resp = http()
+            .get(format!("http://{admin}/readyz"))
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == 503 {
+            let body: Value = resp.json().await.unwrap();
+            break body["reason"].as_str().unwrap_or("").to_string();
+        }
+        assert!(Instant::now() < deadline, "readyz never turned 503");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(reason.starts_with("draining"), "{reason}");
+    let answer = slow.await.unwrap();
+    assert!(
+        answer.get("result").is_some(),
+        "the in-flight call completes: {answer}"
+    );
+    let status = bridge.wait_exit(Duration::from_secs(10)).expect("exits");
+    assert!(status.success(), "{status:?}");
+}
