@@ -267,10 +267,15 @@ pub async fn serve(
     }
 }
 
-/// Serves `/metrics`, `/healthz` and `/readyz` (else 404) on the `--admin-listen` listener,
-/// plain HTTP/1.1 and HTTP/2, until `stop` fires (after the drain, so probes see it).
+/// Serves `/metrics` (behind a bearer token with `--protect-metrics`), `/healthz` and `/readyz`
+/// (else 404) on the `--admin-listen` listener, plain HTTP/1.1 and HTTP/2, until `stop` fires
+/// (after the drain, so probes see it).
 async fn admin_loop(listener: TcpListener, state: Arc<AppState>, stop: CancellationToken) {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(state.config.header_read_timeout);
     loop {
         let stream = tokio::select! {
             _ = stop.cancelled() => return,
@@ -288,6 +293,12 @@ async fn admin_loop(listener: TcpListener, state: Arc<AppState>, stop: Cancellat
             let state = state.clone();
             async move {
                 let resp = match req.uri().path() {
+                    "/metrics" if state.config.protect_metrics => {
+                        match Box::pin(state.auth.check(req.headers())).await {
+                            Ok(_) => health::metrics(&req, &state),
+                            Err(e) => e.into_response(),
+                        }
+                    }
                     "/metrics" => health::metrics(&req, &state),
                     "/healthz" => health::healthz(&req, &state),
                     "/readyz" => health::readyz(&req, &state),

@@ -386,3 +386,34 @@ async fn child_exits_show_in_metrics_and_readyz_reports_draining() {
     let status = bridge.wait_exit(Duration::from_secs(10)).expect("exits");
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test]
+async fn protect_metrics_also_guards_the_admin_listener() {
+    let dir = Scratch::new("admin-tokens");
+    let tokens = dir.file("tokens");
+    std::fs::write(&tokens, "tok-admin\n").unwrap();
+    let bridge = Bridge::echo(
+        &[
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--auth-token-file",
+            tokens.to_str().unwrap(),
+            "--protect-metrics",
+        ],
+        &[],
+    )
+    .await;
+    let admin = admin_addr(&bridge);
+    let metrics = format!("http://{admin}/metrics");
+    assert_eq!(curl(&[&metrics]).0, 401);
+    assert_eq!(
+        curl(&["-H", "authorization: Bearer tok-admin", &metrics]).0,
+        200
+    );
+    assert_eq!(curl(&[&format!("http://{admin}/healthz")]).0, 200);
+    assert_eq!(
+        curl(&[&format!("http://{admin}/mcp")]).0,
+        404,
+        "no MCP on the admin port"
+    );
+}
