@@ -131,7 +131,8 @@ pub enum LogFormat {
     name = "mcp-bridge",
     version,
     about,
-    override_usage = "mcp-bridge [OPTIONS] -- CMD [ARGS]..."
+    override_usage = "mcp-bridge [OPTIONS] -- CMD [ARGS]...\n       mcp-bridge probe [--url URL] [--timeout DURATION] [--insecure]",
+    after_help = "Subcommands: `mcp-bridge probe --help` checks a running bridge's /healthz (for container HEALTHCHECKs)."
 )]
 pub struct Cli {
     /// Address to listen on (IP or host name).

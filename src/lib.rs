@@ -16,6 +16,7 @@ pub mod health;
 pub mod jsonrpc;
 pub mod metrics;
 pub mod oauth;
+pub mod probe;
 pub mod protocol;
 pub mod rlimit;
 pub mod router;

@@ -1,5 +1,6 @@
 //! `mcp-bridge` binary: parse, validate, set up logging, run; exit 64 on usage or configuration
-//! errors, 1 on runtime failure.
+//! errors, 1 on runtime failure. `mcp-bridge probe ...` checks a running bridge instead
+//! ([`mcp_bridge::probe`]).
 
 use clap::Parser;
 use mcp_bridge::cli::Cli;
@@ -10,6 +11,9 @@ use std::process::ExitCode;
 const EXIT_USAGE: u8 = 64;
 
 fn main() -> ExitCode {
+    if std::env::args_os().nth(1).is_some_and(|a| a == "probe") {
+        return probe();
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -48,6 +52,39 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "mcp-bridge failed");
             eprintln!("mcp-bridge: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `mcp-bridge probe`: exit 0 when the bridge answers its health check, 1 when not.
+fn probe() -> ExitCode {
+    use mcp_bridge::probe::ProbeCli;
+    let cli = match ProbeCli::try_parse_from(std::env::args_os().skip(1)) {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => return usage_error(&first_line(&e.to_string())),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mcp-bridge probe: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(mcp_bridge::probe::run(&cli)) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            eprintln!("mcp-bridge probe: {why}");
             ExitCode::FAILURE
         }
     }

@@ -137,3 +137,58 @@ async fn worker_threads_sets_the_runtime_size_and_rejects_zero() {
     assert_eq!(code, Some(64));
     assert!(err.contains("--worker-threads must be at least 1"), "{err}");
 }
+
+#[tokio::test]
+async fn probe_exits_0_on_a_healthy_bridge_and_1_with_the_reason_otherwise() {
+    let bridge = Bridge::echo(&[], &[]).await;
+    let probe = |args: &[&str], env: &[(&str, &str)]| {
+        let out = Command::new(bridge_bin())
+            .arg("probe")
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, out, _) = probe(&["--url", &bridge.at("/healthz")], &[]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("200 OK"), "{out}");
+    let port = bridge.addr.port().to_string();
+    let (code, out, err) = probe(&[], &[("MCP_BRIDGE_PORT", &port)]);
+    assert_eq!(
+        code,
+        Some(0),
+        "MCP_BRIDGE_PORT names the default target: {err}"
+    );
+    assert!(out.contains(&format!("127.0.0.1:{port}/healthz")), "{out}");
+
+    let stopping = Bridge::start(
+        &["--restart", "never"],
+        &echo_child(&["--exit-at-start", "3"]),
+    );
+    let readyz = stopping.at("/readyz");
+    let mut last = (None, String::new(), String::new());
+    for _ in 0..100 {
+        last = probe(&["--url", &readyz], &[]);
+        if last.2.contains("exited with status 3") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(last.0, Some(1), "{last:?}");
+    assert!(last.2.contains("503"), "{last:?}");
+    let closed = format!("http://127.0.0.1:{}/healthz", free_port());
+    let (code, _, err) = probe(&["--url", &closed, "--timeout", "2s"], &[]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.starts_with("mcp-bridge probe: http://127.0.0.1:"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let (code, _, err) = probe(&["--bogus"], &[]);
+    assert_eq!(code, Some(64), "{err}");
+}
