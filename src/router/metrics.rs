@@ -39,11 +39,21 @@ pub const DURATION_BUCKETS: &[f64] = &[
 /// The label of `method`: itself when in [`METHODS`], else `other`.
 pub fn method_label(method: &str) -> &'static str {
     METHODS
-        .iter()
-        .find(|m| **m == method)
+        .get(method_index(method))
         .copied()
         .unwrap_or("other")
 }
+
+/// The position of `method` in [`METHODS`], or `METHODS.len()` for `other`.
+fn method_index(method: &str) -> usize {
+    METHODS
+        .iter()
+        .position(|m| *m == method)
+        .unwrap_or(METHODS.len())
+}
+
+/// Number of [`Outcome`] values.
+const OUTCOMES: usize = 6;
 
 /// How a client request ended.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -190,6 +200,16 @@ pub struct RouterMetrics {
     /// The (messages, bytes) counters of each [`Direction`], taken once so counting costs no
     /// family lookup.
     by_direction: [(Counter, Counter); 3],
+    /// Per method (index by `method_index`): the counter of each outcome and the duration
+    /// histogram, taken from the families on first use so later requests skip the lookups.
+    /// A series appears only once used.
+    per_method: Vec<MethodHandles>,
+}
+
+#[derive(Debug, Default)]
+struct MethodHandles {
+    outcomes: [std::sync::OnceLock<Counter>; OUTCOMES],
+    duration: std::sync::OnceLock<Histogram>,
 }
 
 const DIRECTIONS: [Direction; 3] = [
@@ -216,6 +236,9 @@ impl Default for RouterMetrics {
             messages,
             bytes,
             by_direction,
+            per_method: (0..=METHODS.len())
+                .map(|_| MethodHandles::default())
+                .collect(),
         }
     }
 }
@@ -257,12 +280,23 @@ impl RouterMetrics {
     /// Records one finished client request of `method` (any string: bounded by
     /// [`method_label`]) with its `outcome` and how long it took.
     pub fn request_done(&self, method: &str, outcome: Outcome, elapsed: Duration) {
-        let method = method_label(method);
-        self.requests
-            .get_or_create(&RequestLabels { method, outcome })
+        let index = method_index(method);
+        let method = METHODS.get(index).copied().unwrap_or("other");
+        let handles = &self.per_method[index];
+        handles.outcomes[outcome as usize]
+            .get_or_init(|| {
+                self.requests
+                    .get_or_create(&RequestLabels { method, outcome })
+                    .clone()
+            })
             .inc();
-        self.duration
-            .get_or_create(&MethodLabels { method })
+        handles
+            .duration
+            .get_or_init(|| {
+                self.duration
+                    .get_or_create(&MethodLabels { method })
+                    .clone()
+            })
             .observe(elapsed.as_secs_f64());
     }
 
