@@ -289,15 +289,15 @@ pub struct Cli {
         value_name = "PATH"
     )]
     pub auth_token_file: Option<std::path::PathBuf>,
-    /// OAuth 2.1 resource-server mode: the authorization server whose JWT access tokens are accepted (exact `iss` value); needs --oauth-jwks and --public-url.
+    /// OAuth 2.1 resource-server mode: the authorization server whose JWT access tokens are accepted (exact `iss` value); needs --public-url. Its keys come from --oauth-jwks, or else from the jwks_uri of its RFC 8414 / OpenID Connect metadata.
     #[arg(
         long = "oauth-issuer",
         env = "MCP_BRIDGE_OAUTH_ISSUER",
         value_name = "URL",
-        requires_all = ["oauth_jwks", "public_url"]
+        requires = "public_url"
     )]
     pub oauth_issuer: Option<String>,
-    /// Where the issuer's signing keys are: an https URL of a JWK Set (http only on loopback; refetched for an unknown kid, at most every 10 s, and every 15 min) or a local file (re-read on SIGHUP).
+    /// Where the issuer's signing keys are: an https URL of a JWK Set (http only on loopback; refetched for an unknown kid, at most every 10 s, and every 15 min) or a local file (re-read on SIGHUP). Default: discovered from the issuer's metadata.
     #[arg(
         long = "oauth-jwks",
         env = "MCP_BRIDGE_OAUTH_JWKS",

@@ -191,7 +191,7 @@ impl Config {
             Some(issuer) => Some(
                 crate::oauth::OAuthSettings::new(
                     issuer,
-                    cli.oauth_jwks.unwrap_or_default(),
+                    cli.oauth_jwks,
                     cli.oauth_audiences,
                     cli.oauth_scopes,
                     cli.public_url.unwrap_or_default(),

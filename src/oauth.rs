@@ -58,34 +58,37 @@ pub enum JwksSource {
     Url(String),
     /// A local file, re-read on SIGHUP and on an unknown `kid`.
     File(PathBuf),
+    /// No `--oauth-jwks`: the `jwks_uri` of the issuer's metadata (RFC 8414
+    /// `/.well-known/oauth-authorization-server`, then OpenID Connect
+    /// `/.well-known/openid-configuration`), looked up on every key load.
+    Discover,
 }
 
 impl OAuthSettings {
     /// Validates the flags. `issuer` and `public_url` must be absolute http(s) URLs without
     /// quotes, backslashes or whitespace; `jwks` is a URL when it starts with `http://` or
-    /// `https://` (plain http only to a loopback host), else a path; scopes must be RFC 6749
-    /// scope tokens. Errors: a message naming the flag and what is wrong.
+    /// `https://` (plain http only to a loopback host), else a path, and when absent the keys
+    /// are discovered from the issuer (which must then be https, or http on loopback); scopes
+    /// must be RFC 6749 scope tokens. Errors: a message naming the flag and what is wrong.
     pub fn new(
         issuer: String,
-        jwks: String,
+        jwks: Option<String>,
         audiences: Vec<String>,
         scopes: Vec<String>,
         public_url: String,
     ) -> Result<OAuthSettings, String> {
         absolute_url("--oauth-issuer", &issuer)?;
         let public_url = canonical_url(&public_url)?;
-        let jwks = if jwks.starts_with("http://") || jwks.starts_with("https://") {
-            let uri = absolute_url("--oauth-jwks", &jwks)?;
-            let host = uri.host().unwrap_or("");
-            let plain = uri
-                .scheme_str()
-                .is_some_and(|s| s.eq_ignore_ascii_case("http"));
-            if plain && !is_loopback(host) {
-                return Err(format!("--oauth-jwks {jwks}: keys must come over https (plain http only from a loopback host); anyone on the path could swap them"));
+        let jwks = match jwks {
+            None => {
+                secure_url("--oauth-issuer", &issuer)?;
+                JwksSource::Discover
             }
-            JwksSource::Url(jwks)
-        } else {
-            JwksSource::File(PathBuf::from(jwks))
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                secure_url("--oauth-jwks", &url)?;
+                JwksSource::Url(url)
+            }
+            Some(path) => JwksSource::File(PathBuf::from(path)),
         };
         for s in &scopes {
             let valid = !s.is_empty()
@@ -128,6 +131,19 @@ fn absolute_url(flag: &str, url: &str) -> Result<http::Uri, String> {
             "{flag} {url:?} must be an absolute http(s) URL such as https://auth.example.com"
         )),
     }
+}
+
+/// Checks that keys fetched from `url` cannot be swapped on the way: https, or plain http only
+/// to a loopback host. Errors name `flag`.
+fn secure_url(flag: &str, url: &str) -> Result<(), String> {
+    let uri = absolute_url(flag, url)?;
+    let plain = uri
+        .scheme_str()
+        .is_some_and(|s| s.eq_ignore_ascii_case("http"));
+    if plain && !is_loopback(uri.host().unwrap_or("")) {
+        return Err(format!("{flag} {url}: keys must come over https (plain http only from a loopback host); anyone on the path could swap them"));
+    }
+    Ok(())
 }
 
 /// `--public-url` in canonical form (RFC 8707 / MCP authorization "Canonical Server URI"):
@@ -514,6 +530,10 @@ impl OAuth {
                 .await
                 .map_err(|e| format!("cannot read the JWK Set {}: {e}", path.display()))?,
             JwksSource::Url(url) => self.fetch(url).await?,
+            JwksSource::Discover => {
+                let url = self.discover_jwks_uri().await?;
+                self.fetch(&url).await?
+            }
         };
         parse_jwks(&bytes).map_err(|e| format!("the JWK Set at {}: {e}", self.jwks_name()))
     }
@@ -522,12 +542,60 @@ impl OAuth {
         match &self.settings.jwks {
             JwksSource::File(p) => p.display().to_string(),
             JwksSource::Url(u) => u.clone(),
+            JwksSource::Discover => format!("the jwks_uri of {}", self.settings.issuer),
         }
     }
 
-    /// GETs the JWK Set at `url`, at most [`JWKS_MAX_BYTES`].
+    /// The issuer's `jwks_uri`, from its authorization server metadata (RFC 8414 section 3:
+    /// the well-known suffix goes between host and path) or else its OpenID Connect discovery
+    /// document. The document must name the configured issuer exactly (RFC 8414 section 3.3)
+    /// and a `jwks_uri` that is https (or http on loopback). Errors: the fetch error of the
+    /// last document tried, or what is wrong with the document.
+    async fn discover_jwks_uri(&self) -> Result<String, String> {
+        let issuer = self.settings.issuer.trim_end_matches('/');
+        let uri: http::Uri = issuer.parse().map_err(|e| format!("{issuer}: {e}"))?;
+        let origin = format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or("https"),
+            uri.authority().map_or("", |a| a.as_str())
+        );
+        let path = uri.path().trim_end_matches('/');
+        let candidates = [
+            format!("{origin}/.well-known/oauth-authorization-server{path}"),
+            format!("{issuer}/.well-known/openid-configuration"),
+        ];
+        let mut last = String::new();
+        for url in candidates {
+            let doc = match self.fetch(&url).await {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    last = e;
+                    continue;
+                }
+            };
+            let doc: serde_json::Value = serde_json::from_slice(&doc)
+                .map_err(|e| format!("{url} is not a metadata document: {e}"))?;
+            if doc["issuer"].as_str() != Some(self.settings.issuer.as_str()) {
+                return Err(format!(
+                    "{url} names issuer {}, not --oauth-issuer {}",
+                    doc["issuer"], self.settings.issuer
+                ));
+            }
+            let jwks = doc["jwks_uri"]
+                .as_str()
+                .ok_or_else(|| format!("{url} has no jwks_uri; pass --oauth-jwks"))?;
+            secure_url("the discovered jwks_uri", jwks)?;
+            return Ok(jwks.to_string());
+        }
+        Err(format!(
+            "cannot discover the issuer's keys (pass --oauth-jwks): {last}"
+        ))
+    }
+
+    /// GETs the JSON document at `url` (a JWK Set or issuer metadata), at most
+    /// [`JWKS_MAX_BYTES`].
     async fn fetch(&self, url: &str) -> Result<Vec<u8>, String> {
-        let fail = |e: String| format!("cannot fetch the JWK Set {url}: {e}");
+        let fail = |e: String| format!("cannot fetch {url}: {e}");
         let mut resp = self
             .client
             .get(url)
@@ -629,7 +697,7 @@ mod tests {
     fn settings(jwks: &str) -> Result<OAuthSettings, String> {
         OAuthSettings::new(
             "https://auth.example.com".into(),
-            jwks.into(),
+            Some(jwks.into()),
             vec![],
             vec!["mcp:tools".into()],
             "HTTPS://MCP.Example.com/mcp/".into(),
@@ -654,7 +722,7 @@ mod tests {
         assert!(e.contains("https"), "{e}");
         let bad_scope = OAuthSettings::new(
             "https://a.example".into(),
-            "k.json".into(),
+            Some("k.json".into()),
             vec![],
             vec!["a\"b".into()],
             "https://m.example/mcp".into(),
@@ -662,7 +730,7 @@ mod tests {
         assert!(bad_scope.unwrap_err().contains("scope token"));
         let relative = OAuthSettings::new(
             "https://a.example".into(),
-            "k.json".into(),
+            Some("k.json".into()),
             vec![],
             vec![],
             "/mcp".into(),

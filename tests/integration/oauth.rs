@@ -235,6 +235,7 @@ async fn serve(
 }
 
 /// A bridge in OAuth mode on a port chosen beforehand, so that `--public-url` is its real URL.
+/// An empty `jwks` leaves `--oauth-jwks` out: the keys are discovered from the issuer.
 fn oauth_bridge(jwks: &str, issuer: &str, extra: &[&str], child: &[String]) -> Bridge {
     let port = free_port().to_string();
     let public = format!("http://127.0.0.1:{port}/mcp");
@@ -243,13 +244,14 @@ fn oauth_bridge(jwks: &str, issuer: &str, extra: &[&str], child: &[String]) -> B
         &port,
         "--oauth-issuer",
         issuer,
-        "--oauth-jwks",
-        jwks,
         "--public-url",
         &public,
         "--oauth-scope",
         SCOPE,
     ];
+    if !jwks.is_empty() {
+        args.extend(["--oauth-jwks", jwks]);
+    }
     args.extend(extra);
     Bridge::start(&args, child)
 }
@@ -580,7 +582,7 @@ async fn a_key_file_reloads_on_sighup_and_an_unreachable_key_set_gives_503() {
     unreachable.wait_ready().await;
     let (status, head, body) = initialize_with(&unreachable, Some(&first.sign(&good)));
     assert_eq!(status, 503, "{body}");
-    assert!(body.contains("cannot fetch the JWK Set"), "{body}");
+    assert!(body.contains(&format!("cannot fetch {closed}")), "{body}");
     assert!(head.contains("retry-after: 5"), "{head}");
 }
 
@@ -589,12 +591,8 @@ async fn typescript_sdk_client_discovers_the_metadata_and_connects_with_a_token(
     let dir = Scratch::new("oauth-ts");
     let signer = Key::generate(&dir, "RSA", "as-1");
     let server = AuthServer::start(jwks(&[&signer]), signer).await;
-    let bridge = oauth_bridge(
-        &server.jwks_url(),
-        server.issuer(),
-        &[],
-        &everything_child(),
-    );
+    // No --oauth-jwks: the keys' URL comes from the authorization server's metadata.
+    let bridge = oauth_bridge("", server.issuer(), &[], &everything_child());
     bridge.wait_ready().await;
     let url = bridge.url();
     let summary = run_client(
@@ -666,4 +664,28 @@ fn oauth_flags_are_validated_at_start() {
     ]);
     assert_ne!(code, Some(0), "{err}");
     assert!(err.contains("/nonexistent/jwks.json"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_discovered_from_the_issuer_metadata_which_must_name_the_issuer() {
+    let dir = Scratch::new("oauth-discovery");
+    let key = Key::generate(&dir, "EC", "ec-1");
+    let server = AuthServer::start(jwks(&[&key]), Key::generate(&dir, "EC", "as")).await;
+    let bridge = oauth_bridge("", server.issuer(), &[], &echo_child(&[]));
+    bridge.wait_ready().await;
+    let good = claims(server.issuer(), &bridge.url(), "alice", SCOPE);
+    assert_eq!(initialize_with(&bridge, Some(&key.sign(&good))).0, 200);
+    assert!(
+        server.jwks_fetches() >= 1,
+        "the jwks_uri of the metadata was fetched"
+    );
+
+    // The same server under another name: its metadata names a different issuer.
+    let alias = server.issuer().replace("127.0.0.1", "localhost");
+    let wrong = oauth_bridge("", &alias, &[], &echo_child(&[]));
+    wrong.wait_ready().await;
+    let token = key.sign(&claims(&alias, &wrong.url(), "alice", SCOPE));
+    let (status, _, body) = initialize_with(&wrong, Some(&token));
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("not --oauth-issuer"), "{body}");
 }
