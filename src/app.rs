@@ -228,7 +228,12 @@ pub async fn serve(
         auth,
     });
     tracker.spawn(reap_idle_sessions(state.clone()));
-    if let Some(crate::oauth::JwksSource::Url(_)) = state.config.oauth.as_ref().map(|o| &o.jwks) {
+    let fetched_keys = state
+        .config
+        .oauth
+        .as_ref()
+        .is_some_and(|o| !matches!(o.jwks, crate::oauth::JwksSource::File(_)));
+    if fetched_keys {
         // Warm the key cache so the first client does not wait for the fetch.
         let warm = state.clone();
         tracker.spawn(async move {
@@ -275,7 +280,8 @@ async fn admin_loop(listener: TcpListener, state: Arc<AppState>, stop: Cancellat
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(state.config.header_read_timeout);
+        .header_read_timeout(state.config.header_read_timeout)
+        .max_buf_size(state.config.max_header_bytes);
     loop {
         let stream = tokio::select! {
             _ = stop.cancelled() => return,
@@ -296,7 +302,10 @@ async fn admin_loop(listener: TcpListener, state: Arc<AppState>, stop: Cancellat
                     "/metrics" if state.config.protect_metrics => {
                         match Box::pin(state.auth.check(req.headers())).await {
                             Ok(_) => health::metrics(&req, &state),
-                            Err(e) => e.into_response(),
+                            Err(e) => {
+                                state.metrics.http.rejected("auth");
+                                e.into_response()
+                            }
                         }
                     }
                     "/metrics" => health::metrics(&req, &state),

@@ -176,14 +176,18 @@ impl Auth {
                             oauth.settings().scopes.join(" ")
                         ),
                     ),
-                    Rejection::Unavailable(e) => HttpError {
-                        www_authenticate: Some(Box::new(challenge)),
-                        ..HttpError::unavailable(
-                            jsonrpc::INTERNAL_ERROR,
-                            format!("Service Unavailable: cannot check tokens yet: {e}"),
-                            5,
-                        )
-                    },
+                    // The reason (paths, URLs) is for the operator's log, not for callers.
+                    Rejection::Unavailable(e) => {
+                        tracing::warn!(error = %e, "cannot check a bearer token: no OAuth keys");
+                        HttpError {
+                            www_authenticate: Some(Box::new(challenge)),
+                            ..HttpError::unavailable(
+                                jsonrpc::INTERNAL_ERROR,
+                                "Service Unavailable: the bridge cannot check tokens yet (its OAuth signing keys could not be loaded; the bridge's log says why)",
+                                5,
+                            )
+                        }
+                    }
                 })
             }
         }

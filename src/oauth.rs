@@ -98,8 +98,9 @@ impl OAuthSettings {
                 return Err(format!("--oauth-scope {s:?} is not a scope token (RFC 6749 section 3.3: printable ASCII without spaces, quotes or backslashes)"));
             }
         }
+        // Clients may name the resource with or without a trailing slash (`https://host/`).
         let audiences = match audiences.is_empty() {
-            true => vec![public_url.clone()],
+            true => vec![public_url.clone(), format!("{public_url}/")],
             false => audiences,
         };
         Ok(OAuthSettings {
@@ -187,7 +188,7 @@ pub enum Rejection {
 pub struct Subject {
     /// The token's `iss`.
     pub issuer: String,
-    /// The token's `sub`, or `client_id` when it has no `sub`.
+    /// `sub:<sub>`, or `client_id:<client_id>` when the token has no `sub`.
     pub subject: String,
 }
 
@@ -250,7 +251,18 @@ impl OAuth {
         let client = reqwest::Client::builder()
             .timeout(FETCH_TIMEOUT)
             .connect_timeout(FETCH_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::limited(3))
+            .redirect(reqwest::redirect::Policy::custom(|attempt| {
+                let url = attempt.url();
+                let downgrade =
+                    url.scheme() == "http" && !is_loopback(url.host_str().unwrap_or(""));
+                if attempt.previous().len() >= 3 {
+                    attempt.error("more than 3 redirects")
+                } else if downgrade {
+                    attempt.error("a redirect to plain http (keys must come over https)")
+                } else {
+                    attempt.follow()
+                }
+            }))
             .user_agent(concat!("mcp-bridge/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the HTTP client for --oauth-jwks: {e}"))?;
@@ -398,11 +410,15 @@ impl OAuth {
             }
             Some(_) => {}
         }
-        let mut candidates = self.candidates(header.kid.as_deref(), header.alg);
+        let kid = header.kid.as_deref();
+        let mut candidates = self.candidates(kid, header.alg, false);
         if candidates.is_empty() {
             // An unknown kid may be a freshly rotated key.
             self.refresh().await;
-            candidates = self.candidates(header.kid.as_deref(), header.alg);
+            candidates = self.candidates(kid, header.alg, false);
+        }
+        if candidates.is_empty() {
+            candidates = self.candidates(kid, header.alg, true);
         }
         if candidates.is_empty() {
             let set = self.current();
@@ -419,10 +435,12 @@ impl OAuth {
         validation.set_issuer(&[&self.settings.issuer]);
         validation.set_audience(&self.settings.audiences);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        // With several candidate keys, a reason other than a bad signature says more.
         let mut last = Rejection::Invalid("the token's signature does not verify");
         for key in candidates {
             match jsonwebtoken::decode::<Claims>(token, &key.key, &validation) {
                 Ok(data) => return self.accept(data.claims),
+                Err(e) if *e.kind() == ErrorKind::InvalidSignature => {}
                 Err(e) => last = Rejection::Invalid(describe(e.kind())),
             }
         }
@@ -431,9 +449,16 @@ impl OAuth {
 
     /// Checks subject and scopes of claims that passed validation.
     fn accept(&self, claims: Claims) -> Result<Subject, Rejection> {
-        let subject = claims.sub.or(claims.client_id).ok_or(Rejection::Invalid(
-            "the token has neither sub nor client_id, so no session can be bound to it",
-        ))?;
+        // Tagged, so a client id can never pass for a user's subject of the same name.
+        let subject = match (claims.sub, claims.client_id) {
+            (Some(sub), _) => format!("sub:{sub}"),
+            (None, Some(client)) => format!("client_id:{client}"),
+            (None, None) => {
+                return Err(Rejection::Invalid(
+                    "the token has neither sub nor client_id, so no session can be bound to it",
+                ))
+            }
+        };
         let mut granted: Vec<String> = claims
             .scope
             .iter()
@@ -460,13 +485,17 @@ impl OAuth {
         })
     }
 
-    /// Keys that may have signed a token with `kid` and `alg`: the keys with that `kid` and
-    /// those without one (every key when the token names none), only those allowing `alg`.
-    fn candidates(&self, kid: Option<&str>, alg: Algorithm) -> Vec<Key> {
+    /// Keys that may have signed a token with `kid` and `alg`, only those allowing `alg`: the
+    /// keys with that `kid` (every key when the token names none), or with `kidless`, the keys
+    /// that have no `kid` of their own.
+    fn candidates(&self, kid: Option<&str>, alg: Algorithm, kidless: bool) -> Vec<Key> {
         let set = self.current();
         set.keys
             .iter()
-            .filter(|k| kid.is_none() || k.kid.is_none() || k.kid.as_deref() == kid)
+            .filter(|k| match kidless {
+                false => kid.is_none() || k.kid.as_deref() == kid,
+                true => k.kid.is_none(),
+            })
             .filter(|k| k.algorithms.contains(&alg))
             .cloned()
             .collect()
@@ -493,6 +522,8 @@ impl OAuth {
         {
             return;
         }
+        // Marked before the fetch: a request dropped mid-fetch still counts as an attempt.
+        self.keys.write().expect("keys lock").tried = Some(Instant::now());
         let result = self.load().await;
         if let Err(e) = &result {
             tracing::warn!(error = %e, "cannot load the OAuth JWK Set; keeping the keys in force");
@@ -564,22 +595,28 @@ impl OAuth {
             format!("{origin}/.well-known/oauth-authorization-server{path}"),
             format!("{issuer}/.well-known/openid-configuration"),
         ];
-        let mut last = String::new();
+        let mut errors: Vec<String> = Vec::new();
         for url in candidates {
             let doc = match self.fetch(&url).await {
                 Ok(bytes) => bytes,
                 Err(e) => {
-                    last = e;
+                    errors.push(e);
                     continue;
                 }
             };
-            let doc: serde_json::Value = serde_json::from_slice(&doc)
-                .map_err(|e| format!("{url} is not a metadata document: {e}"))?;
+            let doc: serde_json::Value = match serde_json::from_slice(&doc) {
+                Ok(doc) => doc,
+                Err(e) => {
+                    errors.push(format!("{url} is not a metadata document: {e}"));
+                    continue;
+                }
+            };
             if doc["issuer"].as_str() != Some(self.settings.issuer.as_str()) {
-                return Err(format!(
+                errors.push(format!(
                     "{url} names issuer {}, not --oauth-issuer {}",
                     doc["issuer"], self.settings.issuer
                 ));
+                continue;
             }
             let jwks = doc["jwks_uri"]
                 .as_str()
@@ -588,7 +625,8 @@ impl OAuth {
             return Ok(jwks.to_string());
         }
         Err(format!(
-            "cannot discover the issuer's keys (pass --oauth-jwks): {last}"
+            "cannot discover the issuer's keys (or pass --oauth-jwks): {}",
+            errors.join("; ")
         ))
     }
 
@@ -708,7 +746,13 @@ mod tests {
     fn settings_canonicalize_the_public_url_and_default_the_audience_to_it() {
         let s = settings("https://auth.example.com/jwks").unwrap();
         assert_eq!(s.public_url, "https://mcp.example.com/mcp");
-        assert_eq!(s.audiences, vec!["https://mcp.example.com/mcp".to_string()]);
+        assert_eq!(
+            s.audiences,
+            vec![
+                "https://mcp.example.com/mcp".to_string(),
+                "https://mcp.example.com/mcp/".to_string()
+            ]
+        );
         assert_eq!(
             s.jwks,
             JwksSource::Url("https://auth.example.com/jwks".into())

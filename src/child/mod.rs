@@ -302,7 +302,8 @@ async fn write_stdin(
         };
         depth.dec();
         let mut result = out.write_all(&line).await;
-        while let (Ok(()), Ok(next)) = (&result, lines.try_recv()) {
+        while result.is_ok() {
+            let Ok(next) = lines.try_recv() else { break };
             depth.dec();
             result = out.write_all(&next).await;
         }

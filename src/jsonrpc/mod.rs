@@ -69,8 +69,10 @@ fn deserialize_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<IdField>, D:
     }))
 }
 
-/// A payload member kept as raw JSON text: present means `Some`, even when it is `null`
-/// (`"result": null` is a JSON-RPC success response; serde's `Option` would read it as absent).
+/// `result` kept as raw JSON text: present means `Some`, even when it is `null` (`"result":
+/// null` is a JSON-RPC success response; serde's `Option` would read it as absent). `params` and
+/// `error` keep serde's reading, so `"params": null` is dropped and `"error": null` beside a
+/// result is ignored.
 fn deserialize_raw<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
     Box::<RawValue>::deserialize(d).map(Some)
 }
@@ -90,13 +92,13 @@ pub struct Message {
     #[serde(default)]
     pub method: Option<String>,
     /// Raw `params` JSON of a request or notification.
-    #[serde(default, deserialize_with = "deserialize_raw")]
+    #[serde(default)]
     pub params: Option<Box<RawValue>>,
     /// Raw `result` JSON of a success response.
     #[serde(default, deserialize_with = "deserialize_raw")]
     pub result: Option<Box<RawValue>>,
     /// Raw `error` JSON of an error response.
-    #[serde(default, deserialize_with = "deserialize_raw")]
+    #[serde(default)]
     pub error: Option<Box<RawValue>>,
 }
 

@@ -401,8 +401,10 @@ fn parse_params_if_needed(msg: &Message) -> Result<Option<Value>, String> {
         return Ok(None);
     };
     let method = msg.method();
+    // A `\u` escape can spell any key (`"progress\u0054oken"`), so such params are read too.
     let needed = raw.contains("progressToken")
         || raw.contains("\"task\"")
+        || raw.contains("\\u")
         || method == "resources/subscribe"
         || method == "resources/unsubscribe"
         || method.starts_with("tasks/")

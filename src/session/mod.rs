@@ -65,7 +65,7 @@ pub struct Session {
     last_active_ms: AtomicU64,
     /// Requests of this session being served right now.
     in_flight: Arc<AtomicUsize>,
-    /// The principal ([`crate::auth::Auth::principal`]) the session belongs to; 0: none.
+    /// The principal ([`crate::auth::Principal`]) the session belongs to; 0: none.
     principal: AtomicU64,
 }
 
@@ -174,7 +174,7 @@ impl Session {
         self.streams.disconnect_get();
     }
 
-    /// Binds the session to `principal` ([`crate::auth::Auth::principal`]; 0: none), at creation.
+    /// Binds the session to `principal` ([`crate::auth::Principal`]; 0: none), at creation.
     pub fn bind_principal(&self, principal: crate::auth::Principal) {
         self.principal.store(principal.0, Ordering::Relaxed);
     }

@@ -582,7 +582,19 @@ async fn a_key_file_reloads_on_sighup_and_an_unreachable_key_set_gives_503() {
     unreachable.wait_ready().await;
     let (status, head, body) = initialize_with(&unreachable, Some(&first.sign(&good)));
     assert_eq!(status, 503, "{body}");
-    assert!(body.contains(&format!("cannot fetch {closed}")), "{body}");
+    assert!(body.contains("cannot check tokens yet"), "{body}");
+    assert!(
+        !body.contains(&closed),
+        "the key URL stays in the log: {body}"
+    );
+    let logged = eventually(|| {
+        unreachable
+            .logs()
+            .iter()
+            .any(|l| l.contains(&format!("cannot fetch {closed}")))
+    })
+    .await;
+    assert!(logged, "the log says why");
     assert!(head.contains("retry-after: 5"), "{head}");
 }
 
@@ -687,5 +699,16 @@ async fn keys_are_discovered_from_the_issuer_metadata_which_must_name_the_issuer
     let token = key.sign(&claims(&alias, &wrong.url(), "alice", SCOPE));
     let (status, _, body) = initialize_with(&wrong, Some(&token));
     assert_eq!(status, 503, "{body}");
-    assert!(body.contains("not --oauth-issuer"), "{body}");
+    let logged = eventually(|| {
+        wrong
+            .logs()
+            .iter()
+            .any(|l| l.contains("not --oauth-issuer"))
+    })
+    .await;
+    assert!(
+        logged,
+        "the log names both issuers: {}",
+        wrong.logs().join("\n")
+    );
 }
