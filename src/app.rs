@@ -272,16 +272,24 @@ pub async fn serve(
     }
 }
 
-/// Serves `/metrics` (behind a bearer token with `--protect-metrics`), `/healthz` and `/readyz`
-/// (else 404) on the `--admin-listen` listener, plain HTTP/1.1 and HTTP/2, until `stop` fires
-/// (after the drain, so probes see it).
-async fn admin_loop(listener: TcpListener, state: Arc<AppState>, stop: CancellationToken) {
+/// The HTTP/1.1 and HTTP/2 connection settings of both listeners: a client that never finishes
+/// its request head must not hold a connection forever (`--header-read-timeout`), nor send an
+/// endless one (`--max-header-bytes`).
+fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(state.config.header_read_timeout)
-        .max_buf_size(state.config.max_header_bytes);
+        .header_read_timeout(config.header_read_timeout)
+        .max_buf_size(config.max_header_bytes);
+    builder
+}
+
+/// Serves `/metrics` (behind a bearer token with `--protect-metrics`), `/healthz` and `/readyz`
+/// (else 404) on the `--admin-listen` listener, plain HTTP/1.1 and HTTP/2, until `stop` fires
+/// (after the drain, so probes see it).
+async fn admin_loop(listener: TcpListener, state: Arc<AppState>, stop: CancellationToken) {
+    let builder = connection_builder(&state.config);
     loop {
         let stream = tokio::select! {
             _ = stop.cancelled() => return,
@@ -458,13 +466,7 @@ async fn accept_loop(
     stop: impl Future<Output = ()>,
 ) {
     tokio::pin!(stop);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // A client that never finishes its request head must not hold a connection forever.
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(state.config.header_read_timeout)
-        .max_buf_size(state.config.max_header_bytes);
+    let builder = connection_builder(&state.config);
     loop {
         let (stream, peer) = tokio::select! {
             _ = &mut stop => break,

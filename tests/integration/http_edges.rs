@@ -394,13 +394,7 @@ async fn a_null_result_is_delivered_and_unreadable_params_get_invalid_params() {
         r#"{{"name":"echo","arguments":{{"message":"x","deep":{deep}}},"_meta":{{"progressToken":7}}}}"#
     );
     let raw = format!(r#"{{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{params}}}"#);
-    let resp = session
-        .post_raw(
-            "application/json",
-            &[("accept", "application/json, text/event-stream")],
-            raw,
-        )
-        .await;
+    let resp = session.post_text(raw).await;
     let (_, answer) = response_of(resp).await;
     assert_eq!(answer["id"], 6);
     assert_eq!(answer["error"]["code"], -32602, "{answer}");
@@ -424,13 +418,7 @@ async fn a_progress_token_spelled_with_escapes_is_still_rewritten() {
     let (session, _) = Session::open(&bridge, "2025-11-25").await;
     // `\u0054` is `T`: the child reads the key as progressToken, so the bridge must too.
     let raw = r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"sleep","arguments":{"ms":10},"_meta":{"progress\u0054oken":"tok-x"}}}"#;
-    let resp = session
-        .post_raw(
-            "application/json",
-            &[("accept", "application/json, text/event-stream")],
-            raw,
-        )
-        .await;
+    let resp = session.post_text(raw).await;
     let (related, answer) = response_of(resp).await;
     assert_eq!(answer["id"], 9, "{answer}");
     let progress: Vec<&Value> = related

@@ -280,6 +280,16 @@ impl Session {
             .expect("POST reaches the bridge")
     }
 
+    /// POSTs `raw` as it is (JSON text the test spells out byte for byte), accepting JSON or SSE.
+    pub async fn post_text(&self, raw: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.post_raw(
+            "application/json",
+            &[("accept", "application/json, text/event-stream")],
+            raw,
+        )
+        .await
+    }
+
     /// Opens a GET stream with `accept`, returning the response.
     pub async fn get(&self, accept: &str) -> reqwest::Response {
         self.http
