@@ -113,10 +113,18 @@ fn is_error_response(body: &[u8], id: &crate::jsonrpc::RequestId) -> bool {
     if body.starts_with(br#"{"error":"#) || body.starts_with(br#"{"jsonrpc":"2.0","error":"#) {
         return true;
     }
-    let mut prefix = br#"{"jsonrpc":"2.0","id":"#.to_vec();
-    if serde_json::to_writer(&mut prefix, id).is_ok() {
-        prefix.push(b',');
-        if let Some(rest) = body.strip_prefix(prefix.as_slice()) {
+    // The id is written into a stack buffer: no allocation per request. An id too long for it
+    // takes the slow way.
+    const PREFIX: &[u8] = br#"{"jsonrpc":"2.0","id":"#;
+    let mut buf = [0u8; 80];
+    let mut out = std::io::Cursor::new(&mut buf[..]);
+    if serde_json::to_writer(&mut out, id).is_ok() {
+        let written = out.position() as usize;
+        let rest = body
+            .strip_prefix(PREFIX)
+            .and_then(|b| b.strip_prefix(&buf[..written]))
+            .and_then(|b| b.strip_prefix(b","));
+        if let Some(rest) = rest {
             return rest.starts_with(br#""error""#);
         }
     }
@@ -340,6 +348,19 @@ mod tests {
         assert!(is_error_response(
             b" {\"id\":1, \"error\":{}}",
             &RequestId::Number(1)
+        ));
+        // An id longer than the stack buffer takes the parsing path, with the same answers.
+        let long = RequestId::String("x".repeat(200));
+        let error = jsonrpc::error_response(Some(&long), -32601, "no such method");
+        assert!(is_error_response(&error, &long));
+        let child = Message::parse(br#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"m"}}"#)
+            .unwrap()
+            .to_json_with_id(Some(&long));
+        assert!(is_error_response(&child, &long));
+        let raw = serde_json::value::RawValue::from_string("{}".into()).unwrap();
+        assert!(!is_error_response(
+            &jsonrpc::result_response(&long, &raw),
+            &long
         ));
         assert_eq!(method_label("tools/call"), "tools/call");
         assert_eq!(method_label("tools/call2"), "other");

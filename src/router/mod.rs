@@ -219,8 +219,14 @@ impl RouterHandle {
         let id = msg.request_id().cloned().expect("call() takes requests");
         // A child of the caller's span (the session's); message bodies are logged only at trace.
         let span = tracing::debug_span!("request", rpc.method = msg.method(), rpc.id = %id);
+        let pending = Waiting {
+            session,
+            id: id.clone(),
+            method,
+            started,
+        };
         let reply = self
-            .route_call(session, msg, timeout, stream)
+            .route_call(pending, msg, timeout, stream)
             .instrument(span.clone())
             .await;
         if session != SessionKey::BRIDGE {
@@ -244,13 +250,17 @@ impl RouterHandle {
 
     async fn route_call(
         &self,
-        session: SessionKey,
+        waiting: Waiting,
         msg: Message,
         timeout: Duration,
         stream: Option<Arc<EventLog>>,
     ) -> Reply {
-        let id = msg.request_id().cloned().expect("call() takes requests");
-        let method = method_label(msg.method());
+        let Waiting {
+            session,
+            id,
+            method,
+            started,
+        } = waiting;
         let (reply, rx) = oneshot::channel();
         let cmd = Command::Request {
             session,
@@ -266,7 +276,7 @@ impl RouterHandle {
             session,
             id: Some(id),
             method,
-            started: std::time::Instant::now(),
+            started,
             metrics: &self.metrics,
         };
         let outcome = tokio::time::timeout(timeout, rx).await;
@@ -316,6 +326,15 @@ impl RouterHandle {
     pub async fn session_closed(&self, session: SessionKey) {
         let _ = self.tx.send(Command::SessionClosed { session }).await;
     }
+}
+
+/// Who waits in [`RouterHandle::call`]: the session, the request's id, its method label and
+/// when the call began.
+struct Waiting {
+    session: SessionKey,
+    id: RequestId,
+    method: &'static str,
+    started: std::time::Instant,
 }
 
 /// Releases the routing entry of a `call` whose future was dropped before its response.
