@@ -10,6 +10,7 @@ pub mod child;
 pub mod cli;
 pub mod config;
 pub mod cors;
+pub mod deploy;
 pub mod error;
 pub mod guard;
 pub mod health;

@@ -1,6 +1,7 @@
 //! `mcp-bridge` binary: parse, validate, set up logging, run; exit 64 on usage or configuration
 //! errors, 1 on runtime failure. `mcp-bridge probe ...` checks a running bridge instead
-//! ([`mcp_bridge::probe`]).
+//! ([`mcp_bridge::probe`]); `mcp-bridge deploy ...` renders deploy artifacts
+//! ([`mcp_bridge::deploy`]).
 
 use clap::Parser;
 use mcp_bridge::cli::Cli;
@@ -11,8 +12,10 @@ use std::process::ExitCode;
 const EXIT_USAGE: u8 = 64;
 
 fn main() -> ExitCode {
-    if std::env::args_os().nth(1).is_some_and(|a| a == "probe") {
-        return probe();
+    match std::env::args_os().nth(1) {
+        Some(a) if a == "probe" => return probe(),
+        Some(a) if a == "deploy" => return deploy(),
+        _ => {}
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -85,6 +88,37 @@ fn probe() -> ExitCode {
         }
         Err(why) => {
             eprintln!("mcp-bridge probe: {why}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `mcp-bridge deploy`: render deploy artifacts; exit 64 on a bad flag, 1 when writing fails.
+fn deploy() -> ExitCode {
+    use mcp_bridge::deploy::{DeployCli, DeployError, Output};
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cli = match DeployCli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => return usage_error(&first_line(&e.to_string())),
+    };
+    match mcp_bridge::deploy::run(cli, args) {
+        Ok(Output::Stdout(text)) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Ok(Output::Written(paths)) => {
+            for path in paths {
+                eprintln!("wrote {}", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(DeployError::Usage(m)) => usage_error(&m),
+        Err(e) => {
+            eprintln!("mcp-bridge deploy: {e}");
             ExitCode::FAILURE
         }
     }
