@@ -8,10 +8,14 @@ use serde_json::Value;
 use std::path::PathBuf;
 
 async fn scenario(bridge: &Bridge, args: &[&str]) -> Value {
+    scenario_env(bridge, args, &[]).await
+}
+
+async fn scenario_env(bridge: &Bridge, args: &[&str], env: &[(&str, &str)]) -> Value {
     let url = bridge.url();
     let mut all: Vec<&str> = vec![args[0], &url];
     all.extend_from_slice(&args[1..]);
-    let summary = run_client(PathBuf::from("node"), "ts_features.mjs", &all).await;
+    let summary = run_client_env(PathBuf::from("node"), "ts_features.mjs", &all, env).await;
     assert_eq!(summary["ok"], true, "{summary}");
     summary
 }
@@ -78,7 +82,14 @@ async fn shared_mode_never_misroutes_elicitations_under_load() {
 async fn per_session_mode_routes_every_progress_and_elicitation_to_its_own_session() {
     let bridge = Bridge::start(&["--isolation", "session"], &everything_child());
     bridge.wait_ready().await;
-    let s = scenario(&bridge, &["mixed-elicit", "8"]).await;
+    // Each of the 8 initializes starts its own node child; on a loaded 2-core CI machine that
+    // has taken more than 10 s, so this scenario gets 60 s overall (30 s to connect).
+    let s = scenario_env(
+        &bridge,
+        &["mixed-elicit", "8"],
+        &[("INTEROP_TIMEOUT_MS", "60000")],
+    )
+    .await;
     assert_eq!(
         (s["elicited"].as_u64(), s["refused"].as_u64()),
         (Some(8), Some(0)),

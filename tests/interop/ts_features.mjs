@@ -134,7 +134,8 @@
 //   failure -> a clear message on stderr, exit 1 (also after the overall timeout)
 //   usage error -> exit 2
 //
-// INTEROP_TIMEOUT_MS overrides the overall timeout (default 30000).
+// INTEROP_TIMEOUT_MS overrides the overall timeout (default 30000); connecting (initialize) may
+// take up to half of it, because in per-session mode initialize waits for a fresh child to start.
 
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
@@ -153,6 +154,7 @@ import {
   listAll,
   runMain,
   sleep,
+  TIMEOUT_MS,
   tapTransport,
   textOf,
 } from "./common.mjs";
@@ -165,6 +167,7 @@ const UPDATE_PERIOD_MS = 5000; // server-everything's fixed resource-update cade
 const SCENARIOS = ["progress", "sampling", "elicitation", "subscribe", "cancel", "mixed", "mixed-elicit"];
 const N_SCENARIOS = ["mixed", "mixed-elicit"]; // scenarios taking a client count
 
+const CONNECT_TIMEOUT_MS = Math.max(10000, TIMEOUT_MS / 2);
 const now = () => Date.now();
 const rnd = () => Math.random().toString(36).slice(2, 10);
 
@@ -215,7 +218,7 @@ async function makeClient(url, label, capabilities = {}) {
   const client = new Client({ name: `mcp-bridge-interop-ts-${label}`, version: "0.0.0" }, { capabilities });
   client.onerror = (e) => state.errors.push(errMsg(e));
   try {
-    await withTimeout(client.connect(transport), 10000, `${label}: connect/initialize`);
+    await withTimeout(client.connect(transport), CONNECT_TIMEOUT_MS, `${label}: connect/initialize`);
   } catch (e) {
     fail(`${label}: connect/initialize failed: ${errMsg(e)}`);
   }
