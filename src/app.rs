@@ -116,14 +116,16 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let tracker = TaskTracker::new();
     let (metrics, registry) = Metrics::new();
-    let sessions = Arc::new(
-        Sessions::new(
-            config.max_sessions,
-            config.session_outbox,
-            config.replay_buffer,
-        )
-        .with_metrics(metrics.sessions.clone()),
-    );
+    let mut sessions = Sessions::new(
+        config.max_sessions,
+        config.session_outbox,
+        config.replay_buffer,
+    )
+    .with_metrics(metrics.sessions.clone());
+    if let Some(secret) = &config.session_secret {
+        sessions = sessions.with_sealer(crate::session::seal::Sealer::new(secret.0.as_bytes()));
+    }
+    let sessions = Arc::new(sessions);
     let router_options = RouterOptions {
         scope: None,
         roots: config.roots.clone(),
@@ -206,6 +208,7 @@ pub async fn serve(
         config.auth_token_file.clone(),
         config.auth_token.clone(),
         oauth,
+        config.session_secret.as_ref(),
     )
     .map_err(anyhow::Error::msg)?;
     let state = Arc::new(AppState {
@@ -454,6 +457,11 @@ async fn reap_idle_sessions(state: Arc<AppState>) {
         for session in state.sessions.idle(idle) {
             tracing::info!(session.id = %session.id, idle_ms = idle.as_millis() as u64, "idle session reaped");
             state.end_session(&session, "idle").await;
+        }
+        let window = std::time::Duration::from_secs(crate::session::seal::ADOPT_WINDOW_SECS);
+        for session in state.sessions.unclaimed(window) {
+            tracing::debug!(session.id = %session.id, "session ended: no follow-up here within the adoption window (adopted by another replica, or abandoned)");
+            state.end_session(&session, "not claimed").await;
         }
     }
 }

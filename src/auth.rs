@@ -16,7 +16,6 @@ use crate::error::HttpError;
 use crate::jsonrpc;
 use crate::oauth::{OAuth, Rejection};
 use http::{header, HeaderMap, HeaderValue, StatusCode};
-use std::hash::BuildHasher;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use subtle::ConstantTimeEq;
@@ -57,28 +56,42 @@ pub struct Auth {
     env_token: Option<Secret>,
     /// The tokens in force (file and environment).
     tokens: RwLock<Arc<Vec<Secret>>>,
-    /// Randomly keyed hasher turning a token into the principal a session is bound to.
-    principals: std::collections::hash_map::RandomState,
+    /// HMAC key turning a token into the principal a session is bound to: derived from
+    /// `MCP_BRIDGE_SESSION_SECRET` (so that every replica derives the same principal), random
+    /// otherwise.
+    principals: hmac::Hmac<sha2::Sha256>,
     /// OAuth resource-server mode, when `--oauth-issuer` is set.
     oauth: Option<OAuth>,
 }
 
 impl Auth {
     /// Loads the tokens of `file` (if any) and `env_token` (if any), with `oauth` as the OAuth
-    /// resource server (if any). Authentication is on when any is given. Errors: the file cannot
-    /// be read, or it holds no token and there is no environment token (a configuration that
-    /// would lock everyone out by mistake).
+    /// resource server (if any). Authentication is on when any is given. Principals are keyed by
+    /// `session_secret` when given (the same on every replica sharing it), by a random key
+    /// otherwise. Errors: the file cannot be read, or it holds no token and there is no
+    /// environment token (a configuration that would lock everyone out by mistake).
     pub fn load(
         file: Option<PathBuf>,
         env_token: Option<Secret>,
         oauth: Option<OAuth>,
+        session_secret: Option<&Secret>,
     ) -> Result<Auth, String> {
         let env_token = env_token.filter(|t| !t.0.trim().is_empty());
+        let principals = match session_secret {
+            Some(secret) => {
+                crate::session::seal::derive(secret.0.as_bytes(), "mcp-bridge principal v1")
+            }
+            None => {
+                let mut key = [0u8; 32];
+                getrandom::fill(&mut key).expect("the operating system CSPRNG is available");
+                crate::session::seal::derive(&key, "mcp-bridge principal v1")
+            }
+        };
         let auth = Auth {
             file,
             env_token,
             tokens: RwLock::new(Arc::new(Vec::new())),
-            principals: std::collections::hash_map::RandomState::new(),
+            principals,
             oauth,
         };
         auth.reload()?;
@@ -148,7 +161,7 @@ impl Auth {
             });
         };
         if self.static_match(presented) {
-            return Ok(self.principal(&(0u8, presented)));
+            return Ok(self.principal(&[b"token", presented.as_bytes()]));
         }
         let Some(oauth) = &self.oauth else {
             return Err(unauthorized(
@@ -158,7 +171,7 @@ impl Auth {
             ));
         };
         match oauth.validate(presented).await {
-            Ok(s) => Ok(self.principal(&(1u8, &s.issuer, &s.subject))),
+            Ok(s) => Ok(self.principal(&[b"oauth", s.issuer.as_bytes(), s.subject.as_bytes()])),
             Err(r) => {
                 tracing::debug!(reason = ?r, "bearer token refused");
                 let challenge = oauth.challenge(Some(&r));
@@ -204,9 +217,18 @@ impl Auth {
         bool::from(ok)
     }
 
-    /// The principal for `identity`: a keyed hash (the token itself is not kept), never 0.
-    fn principal(&self, identity: &impl std::hash::Hash) -> Principal {
-        Principal(self.principals.hash_one(identity).max(1))
+    /// The principal for the identity made of `parts`: the first 8 bytes of their keyed
+    /// HMAC-SHA256 (each part length-prefixed; the token itself is not kept), never 0.
+    fn principal(&self, parts: &[&[u8]]) -> Principal {
+        use hmac::Mac;
+        let mut mac = self.principals.clone();
+        for part in parts {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        let digest = mac.finalize().into_bytes();
+        let head: [u8; 8] = digest[..8].try_into().expect("32-byte digest");
+        Principal(u64::from_be_bytes(head).max(1))
     }
 }
 
@@ -240,7 +262,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("tokens");
         std::fs::write(&file, "# comment\n\n  alpha  \nbeta\n").unwrap();
-        let auth = Auth::load(Some(file.clone()), Some(Secret("gamma".into())), None).unwrap();
+        let auth =
+            Auth::load(Some(file.clone()), Some(Secret("gamma".into())), None, None).unwrap();
         for good in ["Bearer alpha", "bearer beta", "Bearer gamma"] {
             assert!(auth.check(&with_auth(good)).await.is_ok(), "{good}");
         }
@@ -277,12 +300,12 @@ mod tests {
 
     #[tokio::test]
     async fn no_tokens_means_no_authentication_and_an_empty_file_is_an_error() {
-        let open = Auth::load(None, None, None).unwrap();
+        let open = Auth::load(None, None, None, None).unwrap();
         assert!(!open.enabled());
         assert!(open.check(&HeaderMap::new()).await.is_ok());
         let file = std::env::temp_dir().join(format!("mcp-bridge-empty-{}", std::process::id()));
         std::fs::write(&file, "# nothing\n").unwrap();
-        assert!(Auth::load(Some(file.clone()), None, None).is_err());
+        assert!(Auth::load(Some(file.clone()), None, None, None).is_err());
         std::fs::remove_file(&file).unwrap();
     }
 }

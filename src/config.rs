@@ -89,6 +89,9 @@ pub struct Config {
     pub oauth: Option<crate::oauth::OAuthSettings>,
     /// `MCP_BRIDGE_AUTH_TOKEN` (environment only, so it never shows in the process list).
     pub auth_token: Option<crate::auth::Secret>,
+    /// `MCP_BRIDGE_SESSION_SECRET` (environment only): seals session ids and keys principals so
+    /// that replicas sharing it can adopt each other's new sessions ([`crate::session::seal`]).
+    pub session_secret: Option<crate::auth::Secret>,
     /// `--protect-metrics`.
     pub protect_metrics: bool,
     /// `--admin-listen`: where /metrics, /healthz and /readyz are served apart from the MCP
@@ -199,6 +202,7 @@ impl Config {
                 .map_err(ConfigError)?,
             ),
         };
+        let session_secret = session_secret()?;
         let auth_on = cli.auth_token_file.is_some()
             || oauth.is_some()
             || std::env::var_os(crate::auth::TOKEN_ENV).is_some_and(|v| !v.is_empty());
@@ -267,6 +271,7 @@ impl Config {
             auth_token: std::env::var(crate::auth::TOKEN_ENV)
                 .ok()
                 .map(crate::auth::Secret),
+            session_secret,
             protect_metrics: cli.protect_metrics,
             admin_listen: cli.admin_listen,
             allowed_origins: cli.allowed_origins,
@@ -281,6 +286,23 @@ impl Config {
                 window: cli.restart_window,
             },
         })
+    }
+}
+
+/// `MCP_BRIDGE_SESSION_SECRET`, if set: at least 32 bytes (empty counts as unset).
+fn session_secret() -> Result<Option<crate::auth::Secret>, ConfigError> {
+    use crate::session::seal::{MIN_SECRET_BYTES, SECRET_ENV};
+    match std::env::var(SECRET_ENV) {
+        Ok(v) if v.is_empty() => Ok(None),
+        Ok(v) if v.len() < MIN_SECRET_BYTES => err(format!(
+            "{SECRET_ENV} is {} bytes; it must be at least {MIN_SECRET_BYTES} (e.g. `openssl rand -hex 32`), the same on every replica",
+            v.len()
+        )),
+        Ok(v) => Ok(Some(crate::auth::Secret(v))),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            err(format!("{SECRET_ENV} is not valid UTF-8"))
+        }
     }
 }
 

@@ -215,6 +215,7 @@ pub fn spawn(
     }
     // The bridge's own bearer token is the clients' secret, not the child's.
     cmd.env_remove(crate::auth::TOKEN_ENV);
+    cmd.env_remove(crate::session::seal::SECRET_ENV);
     cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
     let mut child = cmd.spawn()?;
     let pid = child.id().expect("a just-spawned child has a pid");

@@ -3,14 +3,15 @@
 //!
 //! Owns: minting session ids from a CSPRNG, looking sessions up by id or internal key, ending
 //! them, idle detection, per-session in-flight slots, and each session's [`replay::StreamSet`].
-//! Invariants: a session id is 32 lowercase hex characters (visible ASCII, 128 random bits); an
-//! ended session is never found again; at most one GET stream per session has a reader (a newer
+//! Invariants: a session id is 32 lowercase hex characters (visible ASCII, 128 random bits), or
+//! with a shared secret a sealed id ([`seal`]) of 76; an ended session is never found again; at most one GET stream per session has a reader (a newer
 //! GET replaces the older one); a reader whose outbox is full is disconnected (a Streamable HTTP
 //! client may resume from the replay buffer; a connection transport's session then ends) instead
 //! of ever blocking the router.
 
 mod caps;
 pub mod replay;
+pub mod seal;
 
 pub use caps::{ClientCaps, LogLevel};
 
@@ -21,7 +22,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
 use prometheus_client::registry::Registry;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -67,6 +68,9 @@ pub struct Session {
     in_flight: Arc<AtomicUsize>,
     /// The principal ([`crate::auth::Principal`]) the session belongs to; 0: none.
     principal: AtomicU64,
+    /// Some request named the session after the one that opened it (see
+    /// [`Sessions::unclaimed`]).
+    claimed: AtomicBool,
 }
 
 /// Holds one of a session's in-flight slots; frees it on drop.
@@ -216,6 +220,8 @@ pub struct SessionMetrics {
     pub active: Family<TransportLabels, Gauge>,
     /// Sessions opened since start, by transport.
     pub opened: Family<TransportLabels, Counter>,
+    /// Sessions this replica adopted from a sealed id another replica issued.
+    pub adopted: Counter,
     /// Streams and connections closed because the client did not keep up.
     pub slow_consumers: Counter,
     /// SSE response streams open now (Streamable HTTP POST and GET streams, legacy SSE).
@@ -248,6 +254,11 @@ impl SessionMetrics {
             m.opened.clone(),
         );
         r.register(
+            "sessions_adopted",
+            "Sessions adopted from a sealed id another replica issued (MCP_BRIDGE_SESSION_SECRET)",
+            m.adopted.clone(),
+        );
+        r.register(
             "slow_consumers_disconnected",
             "Session streams closed because the client did not keep up",
             m.slow_consumers.clone(),
@@ -272,6 +283,8 @@ pub struct Sessions {
     replay: usize,
     epoch: Instant,
     metrics: SessionMetrics,
+    /// Seals Streamable HTTP session ids when a shared secret is set.
+    sealer: Option<seal::Sealer>,
 }
 
 impl Sessions {
@@ -286,7 +299,15 @@ impl Sessions {
             replay,
             epoch: Instant::now(),
             metrics: SessionMetrics::default(),
+            sealer: None,
         }
+    }
+
+    /// Seals the ids of Streamable HTTP sessions from now on, and adopts sealed ids other
+    /// replicas issued ([`seal`]).
+    pub fn with_sealer(mut self, sealer: seal::Sealer) -> Self {
+        self.sealer = Some(sealer);
+        self
     }
 
     /// Counts sessions in `metrics` (opened and active, by transport) from now on.
@@ -307,7 +328,65 @@ impl Sessions {
 
     /// Registers a session with a fresh CSPRNG id. Errors with [`TooManySessions`] at the limit.
     pub fn insert(&self, new: NewSession) -> Result<Arc<Session>, TooManySessions> {
-        let id = new_session_id();
+        self.insert_as(new_session_id(), new, crate::auth::Principal(0))
+            .map(|(s, _)| s)
+    }
+
+    /// Registers a Streamable HTTP session opened by `principal`: its id is sealed when a shared
+    /// secret is set ([`seal`]), random otherwise. Errors with [`TooManySessions`] at the limit.
+    pub fn insert_bound(
+        &self,
+        new: NewSession,
+        principal: crate::auth::Principal,
+    ) -> Result<Arc<Session>, TooManySessions> {
+        let id = match &self.sealer {
+            Some(sealer) if new.transport == Transport::StreamableHttp => {
+                sealer.mint(new.version, new.caps, principal, seal::unix_now())
+            }
+            _ => new_session_id(),
+        };
+        self.insert_as(id, new, principal).map(|(s, _)| s)
+    }
+
+    /// What the sealed `id` says about the session another replica opened, when `principal` may
+    /// have it adopted here; `None` when there is no secret or it is not adoptable (the reason,
+    /// [`seal::NotAdoptable`], is logged at debug).
+    pub fn unseal(&self, id: &str, principal: crate::auth::Principal) -> Option<seal::Sealed> {
+        match self.sealer.as_ref()?.open(id, principal, seal::unix_now()) {
+            Ok(sealed) => Some(sealed),
+            Err(why) => {
+                tracing::debug!(reason = %why, "unknown session id not adopted");
+                None
+            }
+        }
+    }
+
+    /// Registers `new` as the session adopted under `id` (see [`Sessions::unseal`]) for
+    /// `principal`. Returns it and true, or the session a concurrent request registered under
+    /// `id` first and false. Errors with [`TooManySessions`] at the limit.
+    pub fn register_adopted(
+        &self,
+        id: &str,
+        new: NewSession,
+        principal: crate::auth::Principal,
+    ) -> Result<(Arc<Session>, bool), TooManySessions> {
+        let adopted = self.insert_as(id.to_string(), new, principal)?;
+        if adopted.1 {
+            adopted.0.claimed.store(true, Ordering::Relaxed);
+            self.metrics.adopted.inc();
+            tracing::debug!(session.id = %id, "session adopted from another replica");
+        }
+        Ok(adopted)
+    }
+
+    /// Registers `new` under `id`. Returns the session and true, or the session already
+    /// registered under `id` and false.
+    fn insert_as(
+        &self,
+        id: String,
+        new: NewSession,
+        principal: crate::auth::Principal,
+    ) -> Result<(Arc<Session>, bool), TooManySessions> {
         let span = tracing::debug_span!(parent: None, "session", session.id = %id, transport = new.transport.name());
         let session = Arc::new(Session {
             span,
@@ -327,9 +406,13 @@ impl Sessions {
             log_level: AtomicU8::new(LogLevel::UNSET),
             last_active_ms: AtomicU64::new(self.now_ms()),
             in_flight: Arc::default(),
-            principal: AtomicU64::new(0),
+            principal: AtomicU64::new(principal.0),
+            claimed: AtomicBool::new(false),
         });
         let mut maps = self.maps.write().expect("sessions lock");
+        if let Some(existing) = maps.by_id.get(&session.id) {
+            return Ok((existing.clone(), false));
+        }
         if maps.by_id.len() >= self.max_sessions {
             return Err(TooManySessions(self.max_sessions));
         }
@@ -340,7 +423,7 @@ impl Sessions {
         };
         self.metrics.opened.get_or_create(&labels).inc();
         self.metrics.active.get_or_create(&labels).inc();
-        Ok(session)
+        Ok((session, true))
     }
 
     /// Marks the connection session `key` initialized with what its `initialize` established
@@ -364,6 +447,7 @@ impl Sessions {
             last_active_ms: AtomicU64::new(self.now_ms()),
             in_flight: old.in_flight.clone(),
             principal: AtomicU64::new(old.principal.load(Ordering::Relaxed)),
+            claimed: AtomicBool::new(old.claimed.load(Ordering::Relaxed)),
         });
         maps.by_id.insert(session.id.clone(), session.clone());
         maps.by_key.insert(session.key, session.clone());
@@ -382,6 +466,9 @@ impl Sessions {
         session
             .last_active_ms
             .store(self.now_ms(), Ordering::Relaxed);
+        if !session.claimed.load(Ordering::Relaxed) {
+            session.claimed.store(true, Ordering::Relaxed);
+        }
         Some(session)
     }
 
@@ -401,6 +488,9 @@ impl Sessions {
         let session = maps.by_id.remove(id)?;
         maps.by_key.remove(&session.key);
         drop(maps);
+        if let Some(sealer) = &self.sealer {
+            sealer.bury(id, seal::unix_now());
+        }
         let labels = TransportLabels {
             transport: session.transport.name(),
         };
@@ -470,6 +560,30 @@ impl Sessions {
             .collect()
     }
 
+    /// With sealed ids: Streamable HTTP sessions that no request has named since their
+    /// `initialize`, `window` on (the caller passes [`seal::ADOPT_WINDOW_SECS`]). Their
+    /// follow-ups went to another replica, which adopted them, or never came; either way they are
+    /// not used here again (an id is not adoptable after the window, so a late client gets 404
+    /// and opens a new session). Empty without a secret.
+    pub fn unclaimed(&self, window: Duration) -> Vec<Arc<Session>> {
+        if self.sealer.is_none() {
+            return Vec::new();
+        }
+        let cutoff = self.now_ms().saturating_sub(window.as_millis() as u64);
+        let maps = self.maps.read().expect("sessions lock");
+        maps.by_id
+            .values()
+            .filter(|s| {
+                s.transport == Transport::StreamableHttp
+                    && !s.claimed.load(Ordering::Relaxed)
+                    && s.last_active_ms.load(Ordering::Relaxed) < cutoff
+                    && !s.has_stream()
+                    && s.in_flight.load(Ordering::Acquire) == 0
+            })
+            .cloned()
+            .collect()
+    }
+
     fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
     }
@@ -485,6 +599,55 @@ fn new_session_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn with_a_secret_ids_are_sealed_and_sessions_nobody_followed_up_are_unclaimed() {
+        let sealed = Sessions::new(10, 4, 4).with_sealer(seal::Sealer::new(&[7; 32]));
+        let principal = crate::auth::Principal(3);
+        let new = |sessions: &Sessions| NewSession {
+            key: sessions.next_key(),
+            version: "2025-06-18",
+            caps: ClientCaps::default(),
+            router: RouterHandle::detached(),
+            child: None,
+            transport: Transport::StreamableHttp,
+            initialized: true,
+        };
+        let used = sealed.insert_bound(new(&sealed), principal).unwrap();
+        let unused = sealed.insert_bound(new(&sealed), principal).unwrap();
+        assert_eq!(used.id.len(), seal::SEALED_LEN);
+        assert!(used.belongs_to(principal));
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(sealed.get(&used.id).is_some());
+        let window = Duration::from_millis(10);
+        let unclaimed: Vec<String> = sealed
+            .unclaimed(window)
+            .iter()
+            .map(|s| s.id.clone())
+            .collect();
+        assert_eq!(unclaimed, vec![unused.id.clone()]);
+        // An adopted session counts as claimed by the request that adopted it.
+        let other = Sessions::new(10, 4, 4).with_sealer(seal::Sealer::new(&[7; 32]));
+        let opened = other.unseal(&unused.id, principal).unwrap();
+        assert_eq!(opened.version, "2025-06-18");
+        let (adopted, fresh) = other
+            .register_adopted(&unused.id, new(&other), principal)
+            .unwrap();
+        assert!(fresh && adopted.belongs_to(principal));
+        let (again, fresh) = other
+            .register_adopted(&unused.id, new(&other), principal)
+            .unwrap();
+        assert!(!fresh && Arc::ptr_eq(&adopted, &again));
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(other.unclaimed(window).is_empty());
+        // Without a secret: random ids, nothing is ever unclaimed.
+        let plain = Sessions::new(10, 4, 4);
+        let s = plain.insert_bound(new(&plain), principal).unwrap();
+        assert_eq!(s.id.len(), 32);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(plain.unclaimed(window).is_empty());
+        assert!(plain.unseal(&used.id, principal).is_none());
+    }
 
     fn new_session(sessions: &Sessions) -> Result<Arc<Session>, TooManySessions> {
         sessions.insert(NewSession {

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod affinity;
 mod child_faults;
 mod cli;
 mod concurrency;

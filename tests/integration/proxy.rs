@@ -15,14 +15,25 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
 /// An nginx process in its own directory; killed (by pid) and removed on drop.
-struct Nginx {
+pub struct Nginx {
     process: Child,
-    dir: PathBuf,
-    port: u16,
+    /// Its scratch directory (config, logs).
+    pub dir: PathBuf,
+    /// The loopback port it listens on.
+    pub port: u16,
 }
 
 impl Nginx {
+    /// nginx with tests/nginx/nginx.conf.template in front of the bridge at `upstream`.
     async fn start(upstream: std::net::SocketAddr) -> Nginx {
+        let port = upstream.port().to_string();
+        Nginx::start_with("nginx.conf.template", &[("@UPSTREAM_PORT@", &port)]).await
+    }
+
+    /// nginx with `tests/nginx/TEMPLATE`, its `@DIR@` and `@PORT@` filled in and each
+    /// `(placeholder, value)` of `vars` replaced; waits (at most 10 s) until it answers
+    /// `/_nginx/healthz`.
+    pub async fn start_with(template: &str, vars: &[(&str, &str)]) -> Nginx {
         let binary = ["/usr/sbin/nginx", "/usr/bin/nginx"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists());
@@ -37,11 +48,13 @@ impl Nginx {
             std::env::temp_dir().join(format!("mcp-bridge-nginx-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let template =
-            std::fs::read_to_string(repo_root().join("tests/nginx/nginx.conf.template")).unwrap();
-        let conf = template
+            std::fs::read_to_string(repo_root().join("tests/nginx").join(template)).unwrap();
+        let mut conf = template
             .replace("@DIR@", &dir.display().to_string())
-            .replace("@PORT@", &port.to_string())
-            .replace("@UPSTREAM_PORT@", &upstream.port().to_string());
+            .replace("@PORT@", &port.to_string());
+        for (placeholder, value) in vars {
+            conf = conf.replace(placeholder, value);
+        }
         let conf_path = dir.join("nginx.conf");
         std::fs::write(&conf_path, conf).unwrap();
         let d = dir.display().to_string();
@@ -78,7 +91,8 @@ impl Nginx {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    /// `http://127.0.0.1:PORT` + `path`.
+    pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 }

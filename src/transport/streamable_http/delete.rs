@@ -20,7 +20,8 @@ pub async fn handle(
         req.headers(),
         crate::auth::Principal::of(req.extensions()),
         state,
-    )?;
+    )
+    .await?;
     state.end_session(&session, "deleted by the client").await;
     Ok(Response::new(empty()))
 }

@@ -21,13 +21,17 @@ use tokio_util::sync::CancellationToken;
 /// Opens the SSE stream of the session named by `Mcp-Session-Id`.
 /// Errors: 400 (no session header, bad version header), 404 (unknown session),
 /// 406 (an `Accept` that excludes `text/event-stream`), 503 (shutting down).
-pub fn handle(req: &Request<Incoming>, state: &AppState) -> Result<Response<Body>, HttpError> {
+pub async fn handle(
+    req: &Request<Incoming>,
+    state: &AppState,
+) -> Result<Response<Body>, HttpError> {
     check_version_header(req.headers())?;
     let session = require_session(
         req.headers(),
         crate::auth::Principal::of(req.extensions()),
         state,
-    )?;
+    )
+    .await?;
     if !accepts_event_stream(req.headers()) {
         return Err(HttpError::new(
             StatusCode::NOT_ACCEPTABLE,

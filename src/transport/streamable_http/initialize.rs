@@ -212,6 +212,58 @@ async fn open_own_child(
     ))
 }
 
+/// Per-session mode, adopting a session another replica opened ([`crate::session::seal`]):
+/// starts its own child and initializes it with the sealed protocol version and capabilities and
+/// the bridge's client info. Returns the session to register under `key`. Errors as for
+/// [`open`], and 503 when the child refuses the `initialize`.
+pub async fn reopen_own_child(
+    sealed: crate::session::seal::Sealed,
+    key: SessionKey,
+    child_env: Vec<(String, String)>,
+    state: &AppState,
+) -> Result<NewSession, HttpError> {
+    let c = sealed.caps;
+    let mut caps = serde_json::Map::new();
+    if c.sampling {
+        caps.insert("sampling".into(), serde_json::json!({}));
+    }
+    if c.elicitation_form || c.elicitation_url {
+        let mut modes = serde_json::Map::new();
+        if c.elicitation_form {
+            modes.insert("form".into(), serde_json::json!({}));
+        }
+        if c.elicitation_url {
+            modes.insert("url".into(), serde_json::json!({}));
+        }
+        caps.insert("elicitation".into(), Value::Object(modes));
+    }
+    if c.roots {
+        caps.insert("roots".into(), serde_json::json!({}));
+    }
+    let init = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": 0,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": sealed.version,
+            "capabilities": caps,
+            "clientInfo": {"name": "mcp-bridge", "version": env!("CARGO_PKG_VERSION")},
+        },
+    });
+    let msg = Message::parse(init.to_string().as_bytes()).expect("a well-formed initialize");
+    match open_own_child(msg, key, Transport::StreamableHttp, child_env, state).await? {
+        Opened::Session(new, _) => Ok(new),
+        Opened::NoSession(body) => Err(HttpError::unavailable(
+            jsonrpc::UPSTREAM_UNAVAILABLE,
+            format!(
+                "Service Unavailable: the session's new child refused initialize: {}",
+                String::from_utf8_lossy(&body)
+            ),
+            1,
+        )),
+    }
+}
+
 /// Stops a just-started session child when dropped while still armed.
 struct StopOnDrop {
     child: Option<child::ChildControl>,
@@ -261,15 +313,17 @@ pub fn set_session_header(headers: &mut HeaderMap, session: &Session) {
     headers.insert(SESSION_HEADER, value);
 }
 
-/// Registers the session an `initialize` opened over Streamable HTTP. Errors: 503 at the limit
-/// (its per-session child, if any, is stopped).
+/// Registers the session an `initialize` of `principal` opened over Streamable HTTP (its id
+/// sealed when a shared secret is set). Errors: 503 at the limit (its per-session child, if any,
+/// is stopped).
 pub fn register(
     state: &AppState,
     new: NewSession,
+    principal: crate::auth::Principal,
     id: Option<&jsonrpc::RequestId>,
 ) -> Result<Arc<Session>, HttpError> {
     let child = new.child.clone();
-    state.sessions.insert(new).map_err(|e| {
+    state.sessions.insert_bound(new, principal).map_err(|e| {
         if let Some(child) = child {
             state
                 .tracker

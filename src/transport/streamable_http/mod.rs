@@ -14,7 +14,7 @@ use crate::app::AppState;
 use crate::error::HttpError;
 use crate::jsonrpc;
 use crate::protocol;
-use crate::session::{Session, Transport};
+use crate::session::{NewSession, Session, Transport};
 use crate::transport::Body;
 use http::{HeaderMap, Method, Request, Response};
 use hyper::body::Incoming;
@@ -35,7 +35,7 @@ pub async fn handle(req: Request<Incoming>, state: Arc<AppState>) -> Response<Bo
         Method::GET | Method::DELETE if state.config.stateless => {
             Err(HttpError::method_not_allowed("POST"))
         }
-        Method::GET => get::handle(&req, &state),
+        Method::GET => get::handle(&req, &state).await,
         Method::DELETE => delete::handle(&req, &state).await,
         _ => Err(HttpError::method_not_allowed(ALLOW)),
     };
@@ -61,9 +61,12 @@ fn check_version_header(headers: &HeaderMap) -> Result<(), HttpError> {
     ))
 }
 
-/// The session named by `Mcp-Session-Id` and bound to `principal`: 400 when the header is
-/// missing, 404 when unknown or bound to another principal.
-fn require_session(
+/// The session named by `Mcp-Session-Id` and bound to `principal`, adopted from its sealed id
+/// when another replica opened it moments ago (`MCP_BRIDGE_SESSION_SECRET`,
+/// [`crate::session::seal`]). Errors: 400 when the header is missing, 404 when unknown or bound
+/// to another principal, 503 when adopting it would exceed `--max-sessions` or its per-session
+/// child cannot be started.
+async fn require_session(
     headers: &HeaderMap,
     principal: crate::auth::Principal,
     state: &AppState,
@@ -73,9 +76,65 @@ fn require_session(
     };
     let id = value.to_str().map_err(|_| HttpError::unknown_session())?;
     // A session used with another principal's token is as unknown as a wrong id.
-    let session = state
+    let session = match state.sessions.get(id) {
+        Some(session) => session,
+        None => adopt(id, principal, headers, state).await?,
+    };
+    match session.transport == Transport::StreamableHttp && session.belongs_to(principal) {
+        true => Ok(session),
+        false => Err(HttpError::unknown_session()),
+    }
+}
+
+/// Adopts the session `id` from its seal. Shared mode registers it with the shared child; in
+/// per-session mode its own child is started and initialized with the sealed protocol version
+/// and capabilities (and the bridge's client info; the client's own `initialize` went to the
+/// replica that opened the session). Errors: 404 when it is not adoptable, 503 at
+/// `--max-sessions` or when the child cannot be started.
+async fn adopt(
+    id: &str,
+    principal: crate::auth::Principal,
+    headers: &HeaderMap,
+    state: &AppState,
+) -> Result<Arc<Session>, HttpError> {
+    let sealed = state
         .sessions
-        .get(id)
-        .filter(|s| s.transport == Transport::StreamableHttp && s.belongs_to(principal));
-    session.ok_or_else(HttpError::unknown_session)
+        .unseal(id, principal)
+        .ok_or_else(HttpError::unknown_session)?;
+    let key = state.sessions.next_key();
+    let new = match &state.router {
+        Some(router) => NewSession {
+            key,
+            version: sealed.version,
+            caps: sealed.caps,
+            router: router.clone(),
+            child: None,
+            transport: Transport::StreamableHttp,
+            initialized: true,
+        },
+        None => {
+            let env = initialize::child_env(&state.config.session_env, headers);
+            initialize::reopen_own_child(sealed, key, env, state).await?
+        }
+    };
+    let child = new.child.clone();
+    match state.sessions.register_adopted(id, new, principal) {
+        Ok((session, fresh)) => {
+            // A concurrent request adopted it first: this attempt's child is not needed.
+            if let (Some(child), false) = (child, fresh) {
+                state
+                    .tracker
+                    .spawn(async move { child.stop(crate::shutdown::CHILD_STOP_STEP).await });
+            }
+            Ok(session)
+        }
+        Err(full) => {
+            if let Some(child) = child {
+                state
+                    .tracker
+                    .spawn(async move { child.stop(crate::shutdown::CHILD_STOP_STEP).await });
+            }
+            Err(initialize::too_many(&full.to_string()))
+        }
+    }
 }

@@ -63,7 +63,7 @@ pub async fn handle(req: Request<Incoming>, state: &AppState) -> Result<Response
     let accept = accepts(headers);
     let principal = crate::auth::Principal::of(req.extensions());
     let session = match headers.contains_key(SESSION_HEADER) && !state.config.stateless {
-        true => Some(require_session(headers, principal, state)),
+        true => Some(require_session(headers, principal, state).await),
         false => None,
     };
     // Taken now because the body read consumes the request; empty unless --session-env is set.
@@ -138,8 +138,7 @@ async fn initialize_http(
     match initialize::open(msg, key, Transport::StreamableHttp, child_env, state).await? {
         Opened::NoSession(body) => Ok(json_response(body)),
         Opened::Session(new, body) => {
-            let session = initialize::register(state, new, id.as_ref())?;
-            session.bind_principal(principal);
+            let session = initialize::register(state, new, principal, id.as_ref())?;
             tracing::debug!(session.id = %session.id, protocol.version = session.version, "session initialized");
             let mut resp = json_response(body);
             set_session_header(resp.headers_mut(), &session);
