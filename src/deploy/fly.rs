@@ -75,9 +75,35 @@ fn int(n: impl Into<i64>) -> Value {
     Value::Integer(n.into())
 }
 
-/// Whole CPUs for a Fly machine: the limit rounded up, at least 1.
-fn fly_cpus(spec: &Spec) -> u32 {
-    spec.cpu_millis.div_ceil(1000).max(1)
+/// CPU counts of Fly.io's shared-CPU Machines (fly.toml reference, `[[vm]] cpus`); Fly refuses
+/// others, such as 3.
+const SHARED_CPUS: [u32; 4] = [1, 2, 4, 8];
+/// Fly.io's shared-CPU memory step: `memory_mb` is a multiple of it, and at least this per CPU.
+const MEMORY_STEP_MIB: u32 = 256;
+/// The most memory Fly.io gives a shared CPU.
+const MAX_MIB_PER_SHARED_CPU: u32 = 2048;
+
+/// A shared-CPU Fly Machine size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Guest {
+    cpus: u32,
+    memory_mib: u32,
+}
+
+/// The smallest shared-CPU size that holds the spec's CPU limit (rounded up to a size Fly offers)
+/// and its memory (rounded up to Fly's 256 MiB step and per-CPU minimum). The spec refuses more
+/// than 8 CPUs or 16 GiB, which no shared size holds.
+fn guest(spec: &Spec) -> Guest {
+    let wanted = spec.cpu_millis.div_ceil(1000).max(1);
+    let memory = spec.memory_mib.div_ceil(MEMORY_STEP_MIB) * MEMORY_STEP_MIB;
+    let cpus = SHARED_CPUS
+        .into_iter()
+        .find(|&c| c >= wanted && c * MAX_MIB_PER_SHARED_CPU >= memory)
+        .unwrap_or(SHARED_CPUS[SHARED_CPUS.len() - 1]);
+    Guest {
+        cpus,
+        memory_mib: memory.max(cpus * MEMORY_STEP_MIB),
+    }
 }
 
 /// `auto_stop_machines`: machines with sessions stay up, as stopping one ends its sessions;
@@ -131,10 +157,11 @@ fn fly_toml(spec: &Spec) -> Table {
         "metrics".into(),
         table([("port", int(spec.port)), ("path", s("/metrics"))]),
     );
+    let guest = guest(spec);
     let vm = table([
         ("cpu_kind", s("shared")),
-        ("cpus", int(fly_cpus(spec))),
-        ("memory", s(format!("{}mb", spec.memory_mib))),
+        ("cpus", int(guest.cpus)),
+        ("memory", s(format!("{}mb", guest.memory_mib))),
     ]);
     doc.insert("vm".into(), Value::Array(vec![vm]));
     doc
@@ -152,13 +179,14 @@ fn machine(spec: &Spec) -> serde_json::Value {
             "interval": "15s", "timeout": "2s", "grace_period": "30s",
         })
     };
+    let guest = guest(spec);
     let mut body = json!({
         "name": spec.name,
         "config": {
             "image": spec.image,
             "env": env,
             "init": { "cmd": spec.command },
-            "guest": { "cpu_kind": "shared", "cpus": fly_cpus(spec), "memory_mb": spec.memory_mib },
+            "guest": { "cpu_kind": "shared", "cpus": guest.cpus, "memory_mb": guest.memory_mib },
             "services": [{
                 "protocol": "tcp",
                 "internal_port": spec.port,
@@ -175,11 +203,41 @@ fn machine(spec: &Spec) -> serde_json::Value {
             "checks": { "readyz": check("/readyz") },
             "metrics": { "port": spec.port, "path": "/metrics" },
             "stop_config": { "timeout": format!("{}s", spec.stop_timeout_secs()), "signal": "SIGTERM" },
-            "restart": { "policy": "always" },
+            "restart": { "policy": "on-failure" },
         },
     });
     if let Some(region) = &spec.region {
         body["region"] = json!(region);
     }
     body
+}
+
+#[cfg(test)]
+mod guest_tests {
+    use super::*;
+
+    fn sized(cpus: &str, memory: &str) -> Guest {
+        let argv: Vec<String> = [
+            "deploy", "fly", "--cpus", cpus, "--memory", memory, "--", "x",
+        ]
+        .map(String::from)
+        .to_vec();
+        let cli = <super::super::DeployCli as clap::Parser>::try_parse_from(&argv).unwrap();
+        guest(&Spec::from_cli(cli, argv).unwrap())
+    }
+
+    #[test]
+    fn guest_is_a_size_fly_offers() {
+        let g = |cpus, memory_mib| Guest { cpus, memory_mib };
+        assert_eq!(sized("0.25", "512"), g(1, 512));
+        assert_eq!(sized("2.5", "2048"), g(4, 2048), "3 CPUs is no Fly size");
+        assert_eq!(sized("1", "300"), g(1, 512), "memory rounds up to 256 MiB");
+        assert_eq!(sized("4", "512"), g(4, 1024), "at least 256 MiB per CPU");
+        assert_eq!(
+            sized("1", "3000"),
+            g(2, 3072),
+            "at most 2 GiB per shared CPU"
+        );
+        assert_eq!(sized("8", "512"), g(8, 2048), "the largest shared size");
+    }
 }

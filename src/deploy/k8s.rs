@@ -34,11 +34,34 @@ pub fn render(spec: &Spec) -> Vec<Artifact> {
     };
     docs.into_iter()
         .chain([(KUSTOMIZATION, kustomization)])
-        .map(|(path, doc)| Artifact {
-            path,
-            contents: format!("{}{}", spec.header(), yaml::to_string(&doc)),
+        .map(|(path, doc)| {
+            let needs = match path {
+                "deployment.yaml" => secrets_needed(spec),
+                _ => String::new(),
+            };
+            Artifact {
+                path,
+                contents: format!("{}{needs}{}", spec.header(), yaml::to_string(&doc)),
+            }
         })
         .collect()
+}
+
+/// Comment lines telling how to create the Secrets the Deployment reads (none: empty). The
+/// session secret gets a random value; the others the user's.
+fn secrets_needed(spec: &Spec) -> String {
+    let mut out = String::new();
+    for s in &spec.secrets {
+        let value = match s.var == crate::session::seal::SECRET_ENV {
+            true => "\"$(openssl rand -hex 32)\"".to_string(),
+            false => format!("\"${}\"", s.var),
+        };
+        out.push_str(&format!(
+            "# Needs: kubectl create secret generic {} --from-literal={}={value}\n",
+            s.secret, s.key
+        ));
+    }
+    out
 }
 
 fn labels(spec: &Spec) -> Value {

@@ -99,13 +99,26 @@ pub struct Spec {
 }
 
 /// Variables the renderers set from flags; setting them with `--env` would contradict them.
-const OWN_VARS: [(&str, &str); 5] = [
+const OWN_VARS: [(&str, &str); 6] = [
+    (
+        SESSION_SECRET_VAR,
+        "--secret-env (a secret never goes into a manifest as plain text)",
+    ),
     ("MCP_BRIDGE_PORT", "--port"),
     ("MCP_BRIDGE_HOST", "nothing: the image binds 0.0.0.0"),
     ("MCP_BRIDGE_SHUTDOWN_GRACE", "--shutdown-grace"),
     ("MCP_BRIDGE_ISOLATION", "--isolation"),
     ("MCP_BRIDGE_STATELESS", "--isolation stateless"),
 ];
+
+/// The variable holding the secret replicas share to adopt each other's sessions
+/// ([`crate::session::seal`]).
+const SESSION_SECRET_VAR: &str = crate::session::seal::SECRET_ENV;
+
+/// Fly.io's largest `kill_timeout`, in seconds.
+const FLY_MAX_KILL_TIMEOUT_SECS: u64 = 300;
+/// The largest shared-CPU Fly Machine: CPUs and MiB.
+const FLY_MAX_SHARED: (f64, u32) = (8.0, 16384);
 
 impl Spec {
     /// Validates `cli`; `invocation` is the argument list after `mcp-bridge` (for headers).
@@ -136,11 +149,24 @@ impl Spec {
                 cli.cpus, cli.memory
             )));
         }
-        let secrets = cli
+        let mut secrets = cli
             .secret_env
             .iter()
             .map(|s| parse_secret_env(s))
             .collect::<Result<Vec<_>, _>>()?;
+        // Kubernetes spreads sessions over replicas by a hash of Mcp-Session-Id; they hand new
+        // sessions over with a shared secret, from the Secret NAME-session unless given.
+        let sessions = cli.isolation != Isolation::Stateless;
+        if cli.target == Target::K8s
+            && sessions
+            && !secrets.iter().any(|s| s.var == SESSION_SECRET_VAR)
+        {
+            secrets.push(SecretEnv {
+                var: SESSION_SECRET_VAR.to_string(),
+                secret: format!("{}-session", cli.name),
+                key: "secret".to_string(),
+            });
+        }
         let user_env = cli
             .env
             .iter()
@@ -159,6 +185,9 @@ impl Spec {
             ("--monitoring-namespace", &cli.monitoring_namespace),
         ] {
             check_label(flag, ns)?;
+        }
+        if cli.target == Target::Fly {
+            check_fly_size(&cli)?;
         }
         if let Some(region) = &cli.region {
             if region.is_empty() || !region.chars().all(|c| c.is_ascii_lowercase()) {
@@ -194,8 +223,7 @@ impl Spec {
     /// Seconds the platform waits after SIGTERM before SIGKILL: the grace rounded up, plus
     /// [`super::STOP_MARGIN_SECS`].
     pub fn stop_timeout_secs(&self) -> u64 {
-        let grace = self.shutdown_grace;
-        grace.as_secs() + u64::from(grace.subsec_nanos() > 0) + super::STOP_MARGIN_SECS
+        stop_timeout_secs(self.shutdown_grace)
     }
 
     /// True when sessions live on one replica, so requests need affinity.
@@ -248,6 +276,34 @@ fn check_replicas(target: Target, replicas: u32, isolation: Isolation) -> Result
     Err(DeployError::Usage(format!(
         "--replicas {replicas} needs --isolation stateless here: {why}"
     )))
+}
+
+/// Seconds to wait after SIGTERM for a bridge with shutdown grace `grace`: rounded up, plus
+/// [`super::STOP_MARGIN_SECS`].
+fn stop_timeout_secs(grace: std::time::Duration) -> u64 {
+    grace.as_secs() + u64::from(grace.subsec_nanos() > 0) + super::STOP_MARGIN_SECS
+}
+
+/// Fly.io's limits: `kill_timeout` at most 300 s, a shared-CPU Machine at most 8 CPUs and
+/// 16 GiB.
+fn check_fly_size(cli: &DeployCli) -> Result<(), DeployError> {
+    let grace = cli.shutdown_grace;
+    let kill = stop_timeout_secs(grace);
+    if kill > FLY_MAX_KILL_TIMEOUT_SECS {
+        return Err(DeployError::Usage(format!(
+            "--shutdown-grace {} needs a kill_timeout of {kill} s; Fly.io allows at most {FLY_MAX_KILL_TIMEOUT_SECS} s (grace + {} s)",
+            humantime::format_duration(grace),
+            super::STOP_MARGIN_SECS
+        )));
+    }
+    let (cpus, mib) = FLY_MAX_SHARED;
+    if cli.cpus > cpus || cli.memory > mib {
+        return Err(DeployError::Usage(format!(
+            "--cpus {} --memory {}: the largest shared-CPU Fly Machine has {cpus} CPUs and {mib} MiB",
+            cli.cpus, cli.memory
+        )));
+    }
+    Ok(())
 }
 
 fn check_label(flag: &str, value: &str) -> Result<(), DeployError> {

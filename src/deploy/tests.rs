@@ -159,6 +159,13 @@ fn bad_flags_are_refused_naming_the_flag() {
         ("deploy k8s --name=x- -- x", "--name"),
         ("deploy fly --replicas 2 -- x", "--isolation stateless"),
         ("deploy compose --replicas 2 -- x", "--isolation stateless"),
+        ("deploy fly --shutdown-grace 296s -- x", "at most 300 s"),
+        ("deploy fly --cpus 9 -- x", "8 CPUs and 16384 MiB"),
+        ("deploy fly --memory 20000 -- x", "8 CPUs and 16384 MiB"),
+        (
+            "deploy k8s --env MCP_BRIDGE_SESSION_SECRET=x -- x",
+            "--secret-env",
+        ),
         ("deploy k8s --replicas 0 -- x", "--replicas"),
         (
             "deploy k8s --replicas 4 --max-replicas 2 -- x",
@@ -190,6 +197,13 @@ fn bad_flags_are_refused_naming_the_flag() {
         ("deploy fly --region IAD -- x", "--region"),
         ("deploy k8s", "CMD"),
     ];
+    let spec = |argv: Vec<String>| {
+        DeployCli::try_parse_from(&argv)
+            .map_err(|e| DeployError::Usage(e.to_string()))
+            .and_then(|cli| Spec::from_cli(cli, argv.clone()))
+    };
+    assert!(spec(args("deploy fly --shutdown-grace 295s -- x")).is_ok());
+    assert!(spec(args("deploy fly --cpus 8 --memory 16384 -- x")).is_ok());
     for (line, needle) in refused {
         let argv: Vec<String> = match line.contains("a\u{20}b") {
             true => vec!["deploy", "k8s", "--image", "a b", "--", "x"]
@@ -198,10 +212,7 @@ fn bad_flags_are_refused_naming_the_flag() {
                 .collect(),
             false => args(line),
         };
-        let result = DeployCli::try_parse_from(&argv)
-            .map_err(|e| DeployError::Usage(e.to_string()))
-            .and_then(|cli| Spec::from_cli(cli, argv.clone()));
-        match result {
+        match spec(argv) {
             Err(DeployError::Usage(m)) => assert!(m.contains(needle), "{line}: {m}"),
             other => panic!("{line}: expected a usage error, got {other:?}"),
         }
