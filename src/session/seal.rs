@@ -1,5 +1,6 @@
 //! Sealed session ids, so that replicas behind a header-hashing load balancer can hand a new
-//! session over (DESIGN.md section 2, "Several replicas"; README "Deploy").
+//! session over (README, "Several replicas" and "Deploy"; DESIGN.md has no multi-replica design
+//! yet, and PROTOCOL.md section 2.5 only requires ids to be visible ASCII and unguessable).
 //!
 //! Why: a load balancer that hashes `Mcp-Session-Id` (ingress-nginx `upstream-hash-by`) sends an
 //! `initialize`, which has no session id yet, to one replica, and every later request of the

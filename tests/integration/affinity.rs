@@ -234,7 +234,11 @@ async fn adoption_keeps_the_protocol_version_and_principal_and_refuses_the_rest(
     let answers: Value = resp.json().await.unwrap();
     assert_eq!(tool_text(&answers[0]), "batched", "{answers}");
     // The secret is the replicas', not the child's.
-    let env_call = tool_call(json!(4), "env", json!({"name": "MCP_BRIDGE_SESSION_SECRET"}));
+    let env_call = tool_call(
+        json!(4),
+        "env",
+        json!({"name": "MCP_BRIDGE_SESSION_SECRET"}),
+    );
     let resp = send(b.url(), "token-alice", Some(id.clone()), env_call).await;
     assert_eq!(tool_text(&response_of(resp).await.1), "");
     // Ended here, it is not adopted again.
