@@ -51,7 +51,9 @@ fn service(spec: &Spec) -> Value {
         "ports" => vec![format!("127.0.0.1:{0}:{0}", spec.port)],
         "environment" => Value::Mapping(environment),
         "read_only" => true,
-        "tmpfs" => vec![format!("{CACHE_DIR}:mode=1777,size=1g")],
+        // exec: Docker mounts a tmpfs noexec unless told otherwise, and npx and uvx run the
+        // servers they download from their caches under /tmp.
+        "tmpfs" => vec![format!("{CACHE_DIR}:exec,mode=1777,size=1g")],
         "cap_drop" => vec!["ALL"],
         "security_opt" => vec!["no-new-privileges:true"],
         "healthcheck" => map! {
