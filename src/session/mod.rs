@@ -189,6 +189,14 @@ impl Session {
         self.principal.load(Ordering::Relaxed) == principal.0
     }
 
+    /// Marks the session as used after its `initialize` (by a request of its own principal; see
+    /// [`Sessions::unclaimed`]).
+    pub fn claim(&self) {
+        if !self.claimed.load(Ordering::Relaxed) {
+            self.claimed.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// True when the session negotiated 2025-11-25 or later (priming events, `retry`).
     pub fn wants_priming(&self) -> bool {
         self.version >= "2025-11-25"
@@ -285,6 +293,8 @@ pub struct Sessions {
     metrics: SessionMetrics,
     /// Seals Streamable HTTP session ids when a shared secret is set.
     sealer: Option<seal::Sealer>,
+    /// Ids being adopted right now, see [`Sessions::adoption_lock`].
+    adopting: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Sessions {
@@ -300,6 +310,7 @@ impl Sessions {
             epoch: Instant::now(),
             metrics: SessionMetrics::default(),
             sealer: None,
+            adopting: Default::default(),
         }
     }
 
@@ -328,8 +339,8 @@ impl Sessions {
 
     /// Registers a session with a fresh CSPRNG id. Errors with [`TooManySessions`] at the limit.
     pub fn insert(&self, new: NewSession) -> Result<Arc<Session>, TooManySessions> {
-        self.insert_as(new_session_id(), new, crate::auth::Principal(0))
-            .map(|(s, _)| s)
+        let inserted = self.insert_as(new_session_id(), new, crate::auth::Principal(0), false)?;
+        Ok(inserted.expect("only adoptions are refused").0)
     }
 
     /// Registers a Streamable HTTP session opened by `principal`: its id is sealed when a shared
@@ -345,7 +356,8 @@ impl Sessions {
             }
             _ => new_session_id(),
         };
-        self.insert_as(id, new, principal).map(|(s, _)| s)
+        let inserted = self.insert_as(id, new, principal, false)?;
+        Ok(inserted.expect("only adoptions are refused").0)
     }
 
     /// What the sealed `id` says about the session another replica opened, when `principal` may
@@ -362,31 +374,46 @@ impl Sessions {
     }
 
     /// Registers `new` as the session adopted under `id` (see [`Sessions::unseal`]) for
-    /// `principal`. Returns it and true, or the session a concurrent request registered under
-    /// `id` first and false. Errors with [`TooManySessions`] at the limit.
+    /// `principal`, claimed by the adopting request. Returns it and true, or the session a
+    /// concurrent request registered under `id` first and false; `Ok(None)` when the session
+    /// ended here meanwhile (then it stays ended). Errors with [`TooManySessions`] at the limit.
     pub fn register_adopted(
         &self,
         id: &str,
         new: NewSession,
         principal: crate::auth::Principal,
-    ) -> Result<(Arc<Session>, bool), TooManySessions> {
-        let adopted = self.insert_as(id.to_string(), new, principal)?;
-        if adopted.1 {
-            adopted.0.claimed.store(true, Ordering::Relaxed);
+    ) -> Result<Option<(Arc<Session>, bool)>, TooManySessions> {
+        let adopted = self.insert_as(id.to_string(), new, principal, true)?;
+        if let Some((session, true)) = &adopted {
+            session.claim();
             self.metrics.adopted.inc();
             tracing::debug!(session.id = %id, "session adopted from another replica");
         }
         Ok(adopted)
     }
 
+    /// The lock that lets one request at a time adopt the session `id`: concurrent requests
+    /// (a client's POST and GET) wait for the first instead of each starting a child. Call
+    /// [`Sessions::adoption_done`] after the attempt.
+    pub fn adoption_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut adopting = self.adopting.lock().expect("adopting lock");
+        adopting.entry(id.to_string()).or_default().clone()
+    }
+
+    /// Forgets the adoption lock of `id` (later requests find the session, or try afresh).
+    pub fn adoption_done(&self, id: &str) {
+        self.adopting.lock().expect("adopting lock").remove(id);
+    }
+
     /// Registers `new` under `id`. Returns the session and true, or the session already
-    /// registered under `id` and false.
+    /// registered under `id` and false; `Ok(None)` for an `adopted` id that ended here meanwhile.
     fn insert_as(
         &self,
         id: String,
         new: NewSession,
         principal: crate::auth::Principal,
-    ) -> Result<(Arc<Session>, bool), TooManySessions> {
+        adopted: bool,
+    ) -> Result<Option<(Arc<Session>, bool)>, TooManySessions> {
         let span = tracing::debug_span!(parent: None, "session", session.id = %id, transport = new.transport.name());
         let session = Arc::new(Session {
             span,
@@ -411,7 +438,11 @@ impl Sessions {
         });
         let mut maps = self.maps.write().expect("sessions lock");
         if let Some(existing) = maps.by_id.get(&session.id) {
-            return Ok((existing.clone(), false));
+            return Ok(Some((existing.clone(), false)));
+        }
+        let buried = |s: &seal::Sealer| s.is_buried(&session.id);
+        if adopted && self.sealer.as_ref().is_some_and(buried) {
+            return Ok(None);
         }
         if maps.by_id.len() >= self.max_sessions {
             return Err(TooManySessions(self.max_sessions));
@@ -423,7 +454,7 @@ impl Sessions {
         };
         self.metrics.opened.get_or_create(&labels).inc();
         self.metrics.active.get_or_create(&labels).inc();
-        Ok((session, true))
+        Ok(Some((session, true)))
     }
 
     /// Marks the connection session `key` initialized with what its `initialize` established
@@ -466,9 +497,6 @@ impl Sessions {
         session
             .last_active_ms
             .store(self.now_ms(), Ordering::Relaxed);
-        if !session.claimed.load(Ordering::Relaxed) {
-            session.claimed.store(true, Ordering::Relaxed);
-        }
         Some(session)
     }
 
@@ -487,10 +515,11 @@ impl Sessions {
         let mut maps = self.maps.write().expect("sessions lock");
         let session = maps.by_id.remove(id)?;
         maps.by_key.remove(&session.key);
-        drop(maps);
+        // Buried under the maps lock, so that an adoption finishing now cannot bring it back.
         if let Some(sealer) = &self.sealer {
             sealer.bury(id, seal::unix_now());
         }
+        drop(maps);
         let labels = TransportLabels {
             transport: session.transport.name(),
         };
@@ -618,7 +647,7 @@ mod tests {
         assert_eq!(used.id.len(), seal::SEALED_LEN);
         assert!(used.belongs_to(principal));
         std::thread::sleep(Duration::from_millis(20));
-        assert!(sealed.get(&used.id).is_some());
+        sealed.get(&used.id).unwrap().claim();
         let window = Duration::from_millis(10);
         let unclaimed: Vec<String> = sealed
             .unclaimed(window)
@@ -632,12 +661,19 @@ mod tests {
         assert_eq!(opened.version, "2025-06-18");
         let (adopted, fresh) = other
             .register_adopted(&unused.id, new(&other), principal)
+            .unwrap()
             .unwrap();
         assert!(fresh && adopted.belongs_to(principal));
         let (again, fresh) = other
             .register_adopted(&unused.id, new(&other), principal)
+            .unwrap()
             .unwrap();
         assert!(!fresh && Arc::ptr_eq(&adopted, &again));
+        // Ended here, a late adoption of the same id does not bring it back.
+        other.remove(&unused.id).unwrap();
+        let late = other.register_adopted(&unused.id, new(&other), principal);
+        assert!(matches!(late, Ok(None)), "{late:?}");
+        assert!(other.get(&unused.id).is_none());
         std::thread::sleep(Duration::from_millis(20));
         assert!(other.unclaimed(window).is_empty());
         // Without a secret: random ids, nothing is ever unclaimed.

@@ -10,11 +10,15 @@
 //! adopts the session from the id alone, and keeps it from then on.
 //!
 //! Layout of a sealed id, as 76 lowercase hex characters (visible ASCII, PROTOCOL.md section
-//! 2.5): 16 random bytes (the operating system's CSPRNG), 1 byte index of the negotiated version
-//! in [`crate::protocol::SUPPORTED_VERSIONS`], 1 byte of [`ClientCaps`] bits, 4 bytes issue time
+//! 2.5): 16 random bytes (the operating system's CSPRNG), 1 byte code of the negotiated version
+//! ([`VERSION_CODES`], append-only, so replicas of different releases agree), 1 byte of
+//! [`ClientCaps`] bits, 4 bytes issue time
 //! (seconds since the Unix epoch, big-endian), then the first 16 bytes of
 //! HMAC-SHA256(key, the 22 bytes before || the principal, 8 bytes big-endian). The principal is
 //! in the MAC, not in the id: only the principal that opened the session can have it adopted.
+//!
+//! Replicas' clocks must agree within a few seconds (NTP): a replica whose clock is d seconds
+//! ahead of the issuing one has a window of 60 - d seconds.
 //!
 //! Invariants: an id is adoptable only within [`ADOPT_WINDOW_SECS`] of its issue (the hand-over
 //! happens at the session's first follow-up, right after `initialize`; a session lost later,
@@ -38,9 +42,18 @@ const RAW: usize = NONCE + META + TAG;
 /// Length of a sealed session id in characters.
 pub const SEALED_LEN: usize = RAW * 2;
 
-/// How long after `initialize` another replica may adopt a session, in seconds (either way, so
-/// that replicas' clocks may differ by up to this much).
+/// How long after `initialize` another replica may adopt a session, in seconds (an issue time
+/// this far in the future is accepted too).
 pub const ADOPT_WINDOW_SECS: u64 = 60;
+
+/// The code of each protocol version in a sealed id. Append-only: a code never changes meaning,
+/// so that replicas running different releases read each other's ids alike.
+pub const VERSION_CODES: [(u8, &str); 4] = [
+    (1, "2024-11-05"),
+    (2, "2025-03-26"),
+    (3, "2025-06-18"),
+    (4, "2025-11-25"),
+];
 
 /// The shortest secret accepted, in bytes.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -84,11 +97,19 @@ pub enum NotAdoptable {
     Ended,
 }
 
+/// Ids ended on this replica while still adoptable.
+#[derive(Default)]
+struct Ended {
+    /// Id -> issue time (seconds).
+    ids: HashMap<String, u64>,
+    /// Size at which the next pass drops the entries past the window (amortized pruning).
+    prune_at: usize,
+}
+
 /// Mints and opens sealed session ids with one shared secret; remembers the ids that ended here.
 pub struct Sealer {
     key: HmacSha256,
-    /// Ids ended on this replica while still adoptable, with their issue time (seconds).
-    ended: Mutex<HashMap<String, u64>>,
+    ended: Mutex<Ended>,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -102,7 +123,7 @@ impl Sealer {
     pub fn new(secret: &[u8]) -> Sealer {
         Sealer {
             key: derive(secret, "mcp-bridge session id v1"),
-            ended: Mutex::new(HashMap::new()),
+            ended: Mutex::new(Ended::default()),
         }
     }
 
@@ -112,10 +133,11 @@ impl Sealer {
     pub fn mint(&self, version: &str, caps: ClientCaps, principal: Principal, now: u64) -> String {
         let mut raw = [0u8; RAW];
         getrandom::fill(&mut raw[..NONCE]).expect("the operating system CSPRNG is available");
-        raw[NONCE] = crate::protocol::SUPPORTED_VERSIONS
+        raw[NONCE] = VERSION_CODES
             .iter()
-            .position(|v| *v == version)
-            .unwrap_or(0) as u8;
+            .find(|(_, v)| *v == version)
+            .expect("every supported version has a code")
+            .0;
         raw[NONCE + 1] = caps_bits(caps);
         raw[NONCE + 2..NONCE + META].copy_from_slice(&(now as u32).to_be_bytes());
         let tag = self.tag(&raw[..NONCE + META], principal);
@@ -139,12 +161,13 @@ impl Sealer {
         if now.abs_diff(issued) > ADOPT_WINDOW_SECS {
             return Err(NotAdoptable::Stale);
         }
-        if self.ended.lock().expect("ended lock").contains_key(id) {
+        if self.is_buried(id) {
             return Err(NotAdoptable::Ended);
         }
-        let version = crate::protocol::SUPPORTED_VERSIONS
-            .get(usize::from(body[NONCE]))
-            .copied()
+        let version = VERSION_CODES
+            .iter()
+            .find(|(code, _)| *code == body[NONCE])
+            .map(|(_, v)| *v)
             .ok_or(NotAdoptable::BadSeal)?;
         Ok(Sealed {
             version,
@@ -153,17 +176,28 @@ impl Sealer {
     }
 
     /// Remembers that the session `id` ended here at `now`, so that it is not adopted again.
-    /// Only ids still inside the adoption window are kept; older entries are dropped.
+    /// Only ids still inside the adoption window are kept; entries past it are dropped whenever
+    /// the set has doubled since the last pass (amortized constant time per call).
     pub fn bury(&self, id: &str, now: u64) {
         let Some(raw) = unhex(id) else { return };
         let issued = u64::from(u32::from_be_bytes(
             raw[NONCE + 2..NONCE + META].try_into().expect("4 bytes"),
         ));
         let mut ended = self.ended.lock().expect("ended lock");
-        ended.retain(|_, t| now.abs_diff(*t) <= ADOPT_WINDOW_SECS);
         if now.abs_diff(issued) <= ADOPT_WINDOW_SECS {
-            ended.insert(id.to_string(), issued);
+            ended.ids.insert(id.to_string(), issued);
         }
+        if ended.ids.len() >= ended.prune_at {
+            ended
+                .ids
+                .retain(|_, t| now.abs_diff(*t) <= ADOPT_WINDOW_SECS);
+            ended.prune_at = (ended.ids.len() * 2).max(64);
+        }
+    }
+
+    /// True when the session `id` ended on this replica (see [`Sealer::bury`]).
+    pub fn is_buried(&self, id: &str) -> bool {
+        self.ended.lock().expect("ended lock").ids.contains_key(id)
     }
 
     fn tag(&self, body: &[u8], principal: Principal) -> [u8; 32] {
@@ -241,6 +275,22 @@ mod tests {
     }
 
     #[test]
+    fn version_codes_cover_every_supported_version_once() {
+        for v in crate::protocol::SUPPORTED_VERSIONS {
+            assert_eq!(
+                VERSION_CODES.iter().filter(|(_, c)| *c == v).count(),
+                1,
+                "{v}"
+            );
+        }
+        let a = sealer("0123456789abcdef0123456789abcdef");
+        for v in crate::protocol::SUPPORTED_VERSIONS {
+            let id = a.mint(v, CAPS, Principal(2), NOW);
+            assert_eq!(a.open(&id, Principal(2), NOW).unwrap().version, v);
+        }
+    }
+
+    #[test]
     fn another_replica_with_the_same_secret_reads_back_version_and_capabilities() {
         let a = sealer("0123456789abcdef0123456789abcdef");
         let b = sealer("0123456789abcdef0123456789abcdef");
@@ -295,14 +345,14 @@ mod tests {
         let id = a.mint("2025-06-18", CAPS, Principal(1), NOW);
         a.bury(&id, NOW + 1);
         assert_eq!(a.open(&id, Principal(1), NOW + 2), Err(NotAdoptable::Ended));
-        let later = a.mint("2025-06-18", CAPS, Principal(1), NOW + 200);
-        a.bury(&later, NOW + 200);
-        assert_eq!(
-            a.ended.lock().unwrap().len(),
-            1,
-            "the stale entry is pruned"
-        );
         a.bury("not sealed", NOW);
-        assert_eq!(a.ended.lock().unwrap().len(), 1);
+        assert!(!a.is_buried("not sealed"));
+        // 100 more ended sessions, 200 s later: the pass at 64 entries drops the stale one.
+        for _ in 0..100 {
+            let later = a.mint("2025-06-18", CAPS, Principal(1), NOW + 200);
+            a.bury(&later, NOW + 200);
+        }
+        assert!(!a.is_buried(&id), "the stale entry is pruned");
+        assert!(a.ended.lock().unwrap().ids.len() <= 100);
     }
 }

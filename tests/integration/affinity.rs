@@ -162,7 +162,15 @@ async fn without_a_shared_secret_a_follow_up_on_another_replica_is_404() {
         let id = session_id(&resp);
         let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
         let status = post_json(&http, &url, Some(&id), &note).await.status();
-        let rows = access_log(&nginx);
+        // nginx logs a request just after answering it: wait for both lines.
+        let mut rows = access_log(&nginx);
+        for _ in 0..100 {
+            if rows.iter().any(|r| r.sent == id) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            rows = access_log(&nginx);
+        }
         let opened = rows.iter().find(|r| r.answered == id).unwrap();
         let followed = rows.iter().rev().find(|r| r.sent == id).unwrap();
         if opened.replica != followed.replica {
@@ -270,5 +278,56 @@ fn a_short_session_secret_is_refused_at_start() {
     assert!(
         stderr.contains("MCP_BRIDGE_SESSION_SECRET is 9 bytes; it must be at least 32"),
         "{stderr}"
+    );
+}
+
+/// A gauge or counter without labels from a replica's `/metrics`.
+async fn metric(bridge: &Bridge, name: &str) -> u64 {
+    let text = metrics_text(bridge).await;
+    let prefix = format!("{name} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn concurrent_first_requests_adopt_a_per_session_session_once() {
+    let env = [("MCP_BRIDGE_SESSION_SECRET", SECRET)];
+    let args = ["--isolation", "session"];
+    let child = echo_child(&[]);
+    let a = Bridge::start_with_env(&args, &child, &env);
+    let b = Bridge::start_with_env(&args, &child, &env);
+    a.wait_ready().await;
+    b.wait_ready().await;
+    let http = http();
+    let resp = post_json(
+        &http,
+        &a.url(),
+        None,
+        &initialize_body(json!(1), "2025-11-25"),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let id = session_id(&resp);
+    // Five requests reach the other replica at once, as a client's POST and GET can.
+    let calls = (0..5).map(|i| {
+        let (http, url, id) = (http.clone(), b.url(), id.clone());
+        async move {
+            let call = tool_call(json!(i), "echo", json!({"message": format!("c{i}")}));
+            let resp = post_json(&http, &url, Some(&id), &call).await;
+            assert_eq!(resp.status(), 200);
+            tool_text(&response_of(resp).await.1).to_string()
+        }
+    });
+    let answers = futures_util::future::join_all(calls).await;
+    assert_eq!(answers, ["c0", "c1", "c2", "c3", "c4"]);
+    assert_eq!(metric(&b, "mcp_bridge_sessions_adopted_total").await, 1);
+    assert_eq!(
+        metric(&b, "mcp_bridge_children_running").await,
+        1,
+        "one child for the adopted session, none left over"
     );
 }

@@ -251,8 +251,16 @@ pub async fn reopen_own_child(
         },
     });
     let msg = Message::parse(init.to_string().as_bytes()).expect("a well-formed initialize");
-    match open_own_child(msg, key, Transport::StreamableHttp, child_env, state).await? {
-        Opened::Session(new, _) => Ok(new),
+    // Errors name no request id: the client's request is not the bridge's initialize.
+    let opened = open_own_child(msg, key, Transport::StreamableHttp, child_env, state)
+        .await
+        .map_err(|e| e.with_id(None))?;
+    match opened {
+        // The session keeps the version the client negotiated with the first replica.
+        Opened::Session(new, _) => Ok(NewSession {
+            version: sealed.version,
+            ..new
+        }),
         Opened::NoSession(body) => Err(HttpError::unavailable(
             jsonrpc::UPSTREAM_UNAVAILABLE,
             format!(

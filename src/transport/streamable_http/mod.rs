@@ -81,7 +81,10 @@ async fn require_session(
         None => adopt(id, principal, headers, state).await?,
     };
     match session.transport == Transport::StreamableHttp && session.belongs_to(principal) {
-        true => Ok(session),
+        true => {
+            session.claim();
+            Ok(session)
+        }
         false => Err(HttpError::unknown_session()),
     }
 }
@@ -101,6 +104,31 @@ async fn adopt(
         .sessions
         .unseal(id, principal)
         .ok_or_else(HttpError::unknown_session)?;
+    // One adoption per id at a time; those that waited find the session registered.
+    let lock = state.sessions.adoption_lock(id);
+    let _turn = lock.lock().await;
+    if let Some(session) = state.sessions.get(id) {
+        return Ok(session);
+    }
+    let adopted = adopt_now(id, sealed, principal, headers, state).await;
+    state.sessions.adoption_done(id);
+    adopted
+}
+
+async fn adopt_now(
+    id: &str,
+    sealed: crate::session::seal::Sealed,
+    principal: crate::auth::Principal,
+    headers: &HeaderMap,
+    state: &AppState,
+) -> Result<Arc<Session>, HttpError> {
+    if state.sessions.is_full() {
+        let text = format!(
+            "the bridge already holds its maximum of {} sessions",
+            state.config.max_sessions
+        );
+        return Err(initialize::too_many(&text));
+    }
     let key = state.sessions.next_key();
     let new = match &state.router {
         Some(router) => NewSession {
@@ -118,22 +146,27 @@ async fn adopt(
         }
     };
     let child = new.child.clone();
+    let stop_child = || {
+        if let Some(child) = child {
+            state
+                .tracker
+                .spawn(async move { child.stop(crate::shutdown::CHILD_STOP_STEP).await });
+        }
+    };
     match state.sessions.register_adopted(id, new, principal) {
-        Ok((session, fresh)) => {
-            // A concurrent request adopted it first: this attempt's child is not needed.
-            if let (Some(child), false) = (child, fresh) {
-                state
-                    .tracker
-                    .spawn(async move { child.stop(crate::shutdown::CHILD_STOP_STEP).await });
+        Ok(Some((session, fresh))) => {
+            if !fresh {
+                stop_child();
             }
             Ok(session)
         }
+        // It ended here while its child was starting: it stays ended.
+        Ok(None) => {
+            stop_child();
+            Err(HttpError::unknown_session())
+        }
         Err(full) => {
-            if let Some(child) = child {
-                state
-                    .tracker
-                    .spawn(async move { child.stop(crate::shutdown::CHILD_STOP_STEP).await });
-            }
+            stop_child();
             Err(initialize::too_many(&full.to_string()))
         }
     }
