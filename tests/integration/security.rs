@@ -346,7 +346,7 @@ async fn cors_answers_preflights_and_exposes_the_session_header_to_allowed_origi
 #[tokio::test]
 async fn secrets_never_reach_logs_error_bodies_or_metrics() {
     let tokens = TokenFile::new("tok-secret-4471\n");
-    let bridge = Bridge::echo(
+    let bridge = Bridge::start_with_env(
         &[
             "--auth-token-file",
             &tokens.path(),
@@ -357,9 +357,13 @@ async fn secrets_never_reach_logs_error_bodies_or_metrics() {
             "--session-env",
             "x-api-key=API_KEY",
         ],
-        &[],
-    )
-    .await;
+        &echo_child(&[]),
+        &[(
+            "MCP_BRIDGE_SESSION_SECRET",
+            "sealing-secret-6620-0123456789abcdef",
+        )],
+    );
+    bridge.wait_ready().await;
     let url = bridge.url();
     let http = http();
     let post = |body: String, session: Option<String>| {
@@ -406,7 +410,13 @@ async fn secrets_never_reach_logs_error_bodies_or_metrics() {
         logs.contains("session initialized"),
         "debug logs were captured"
     );
-    for secret in ["4471", "5519", "env-secret-9932", "session-secret-1187"] {
+    for secret in [
+        "4471",
+        "5519",
+        "env-secret-9932",
+        "session-secret-1187",
+        "sealing-secret-6620",
+    ] {
         assert!(
             !logs.contains(secret),
             "{secret} leaked into the debug logs"
