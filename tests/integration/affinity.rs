@@ -74,13 +74,7 @@ async fn three_replicas(
 
 /// `mcp_bridge_sessions_adopted_total` of one replica.
 async fn adopted(bridge: &Bridge) -> u64 {
-    let text = metrics_text(bridge).await;
-    text.lines()
-        .find_map(|l| l.strip_prefix("mcp_bridge_sessions_adopted_total "))
-        .unwrap_or_else(|| panic!("no adoption counter in {text}"))
-        .trim()
-        .parse()
-        .unwrap()
+    metric(bridge, "mcp_bridge_sessions_adopted_total").await
 }
 
 /// Runs `n` concurrent TypeScript SDK sessions (initialize, lists, tool calls, a resource read,
@@ -324,7 +318,7 @@ async fn concurrent_first_requests_adopt_a_per_session_session_once() {
     });
     let answers = futures_util::future::join_all(calls).await;
     assert_eq!(answers, ["c0", "c1", "c2", "c3", "c4"]);
-    assert_eq!(metric(&b, "mcp_bridge_sessions_adopted_total").await, 1);
+    assert_eq!(adopted(&b).await, 1);
     assert_eq!(
         metric(&b, "mcp_bridge_children_running").await,
         1,

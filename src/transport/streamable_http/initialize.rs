@@ -306,6 +306,17 @@ fn count_down_on_exit(state: &AppState, control: child::ChildControl) {
     });
 }
 
+/// 503 when another session would exceed `--max-sessions`.
+pub fn check_room(state: &AppState) -> Result<(), HttpError> {
+    match state.sessions.is_full() {
+        true => {
+            let full = crate::session::TooManySessions(state.config.max_sessions);
+            Err(too_many(&full.to_string()))
+        }
+        false => Ok(()),
+    }
+}
+
 /// 503 for a full session or child table.
 pub fn too_many(what: &str) -> HttpError {
     HttpError::unavailable(

@@ -122,13 +122,7 @@ async fn adopt_now(
     headers: &HeaderMap,
     state: &AppState,
 ) -> Result<Arc<Session>, HttpError> {
-    if state.sessions.is_full() {
-        let text = format!(
-            "the bridge already holds its maximum of {} sessions",
-            state.config.max_sessions
-        );
-        return Err(initialize::too_many(&text));
-    }
+    initialize::check_room(state)?;
     let key = state.sessions.next_key();
     let new = match &state.router {
         Some(router) => NewSession {

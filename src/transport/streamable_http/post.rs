@@ -126,13 +126,7 @@ async fn initialize_http(
     principal: crate::auth::Principal,
     state: &AppState,
 ) -> Result<Response<Body>, HttpError> {
-    if state.sessions.is_full() {
-        let text = format!(
-            "the bridge already holds its maximum of {} sessions",
-            state.config.max_sessions
-        );
-        return Err(initialize::too_many(&text).with_id(msg.request_id()));
-    }
+    initialize::check_room(state).map_err(|e| e.with_id(msg.request_id()))?;
     let id = msg.request_id().cloned();
     let key = state.sessions.next_key();
     match initialize::open(msg, key, Transport::StreamableHttp, child_env, state).await? {
