@@ -202,7 +202,9 @@ async fn open_and_abandon_1000(bridge: &Bridge) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_thousand_abandoned_sessions_are_reaped_and_the_limit_is_enforced() {
     let bridge = Bridge::echo(
-        &["--session-idle-timeout", "1500ms", "--max-sessions", "1000"],
+        // 3 s: opening 1000 sessions in a debug build beside other tests on 2 cores has taken
+        // over 1.5 s, and a session reaped before the 1001st initialize let it in.
+        &["--session-idle-timeout", "3s", "--max-sessions", "1000"],
         &[],
     )
     .await;
@@ -227,21 +229,37 @@ async fn a_thousand_abandoned_sessions_are_reaped_and_the_limit_is_enforced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_during_200_requests_answers_every_one_and_exits_0() {
-    let mut bridge = Bridge::echo(&["--shutdown-grace", "5s"], &[]).await;
+    let mut bridge = Bridge::echo(&["--shutdown-grace", "10s"], &[]).await;
     let mut sessions = Vec::new();
     for _ in 0..20 {
         sessions.push(Session::open(&bridge, "2025-11-25").await.0);
     }
     let pid = child_pid(&sessions[0]).await;
     let calls: Vec<_> = (0..200)
-        .map(|i| sessions[i % 20].spawn_request(tool_call(json!(i), "sleep", json!({"ms": 800}))))
+        .map(|i| sessions[i % 20].spawn_request(tool_call(json!(i), "sleep", json!({"ms": 5000}))))
         .collect();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // SIGTERM once all 200 are at the child (a fixed wait was too short on a loaded machine:
+    // requests not yet connected met a closed listener).
+    let started = Instant::now();
+    loop {
+        let text = metrics_text(&bridge).await;
+        if text
+            .lines()
+            .any(|l| l == "mcp_bridge_requests_in_flight 200")
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(4500),
+            "200 requests in flight within 4.5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     signal(bridge.pid(), nix::sys::signal::Signal::SIGTERM);
     let mut answered = 0;
     for call in calls {
         let r = call.await.expect("every caller gets an answer");
-        if tool_text(&r) == "slept 800 ms" {
+        if tool_text(&r) == "slept 5000 ms" {
             answered += 1;
         }
     }
