@@ -140,7 +140,10 @@ impl Sealer {
             .0;
         raw[NONCE + 1] = caps_bits(caps);
         raw[NONCE + 2..NONCE + META].copy_from_slice(&(now as u32).to_be_bytes());
-        let tag = self.tag(&raw[..NONCE + META], principal);
+        let tag = self
+            .mac(&raw[..NONCE + META], principal)
+            .finalize()
+            .into_bytes();
         raw[NONCE + META..].copy_from_slice(&tag[..TAG]);
         hex(&raw)
     }
@@ -150,10 +153,8 @@ impl Sealer {
     pub fn open(&self, id: &str, principal: Principal, now: u64) -> Result<Sealed, NotAdoptable> {
         let raw = unhex(id).ok_or(NotAdoptable::NotSealed)?;
         let (body, tag) = raw.split_at(NONCE + META);
-        let mut mac = self.key.clone();
-        mac.update(body);
-        mac.update(&principal.0.to_be_bytes());
-        mac.verify_truncated_left(tag)
+        self.mac(body, principal)
+            .verify_truncated_left(tag)
             .map_err(|_| NotAdoptable::BadSeal)?;
         let issued = u64::from(u32::from_be_bytes(
             body[NONCE + 2..].try_into().expect("4 bytes"),
@@ -200,11 +201,12 @@ impl Sealer {
         self.ended.lock().expect("ended lock").ids.contains_key(id)
     }
 
-    fn tag(&self, body: &[u8], principal: Principal) -> [u8; 32] {
+    /// The MAC over an id's first 22 bytes and the principal, ready to finalize or verify.
+    fn mac(&self, body: &[u8], principal: Principal) -> HmacSha256 {
         let mut mac = self.key.clone();
         mac.update(body);
         mac.update(&principal.0.to_be_bytes());
-        mac.finalize().into_bytes().into()
+        mac
     }
 }
 
