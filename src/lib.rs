@@ -9,6 +9,7 @@ pub mod auth;
 pub mod child;
 pub mod cli;
 pub mod config;
+pub mod connect;
 pub mod cors;
 pub mod deploy;
 pub mod error;

@@ -1,7 +1,8 @@
 //! `mcp-bridge` binary: parse, validate, set up logging, run; exit 64 on usage or configuration
 //! errors, 1 on runtime failure. `mcp-bridge probe ...` checks a running bridge instead
 //! ([`mcp_bridge::probe`]); `mcp-bridge deploy ...` renders deploy artifacts
-//! ([`mcp_bridge::deploy`]).
+//! ([`mcp_bridge::deploy`]); `mcp-bridge connect URL` is a stdio server forwarding to a
+//! remote one ([`mcp_bridge::connect`]).
 
 use clap::Parser;
 use mcp_bridge::cli::Cli;
@@ -15,6 +16,7 @@ fn main() -> ExitCode {
     match std::env::args_os().nth(1) {
         Some(a) if a == "probe" => return probe(),
         Some(a) if a == "deploy" => return deploy(),
+        Some(a) if a == "connect" => return connect(),
         _ => {}
     }
     let cli = match Cli::try_parse() {
@@ -120,6 +122,47 @@ fn deploy() -> ExitCode {
         Err(e) => {
             eprintln!("mcp-bridge deploy: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `mcp-bridge connect URL`: a stdio server forwarding to a remote one. Exit 0 when stdin
+/// closes; 64 usage, 69 unreachable, 76 not MCP, 77 credentials refused, 1 runtime failure.
+fn connect() -> ExitCode {
+    use mcp_bridge::connect::{ConnectCli, ConnectConfig};
+    let cli = match ConnectCli::try_parse_from(std::env::args_os().skip(1)) {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => return usage_error(&first_line(&e.to_string())),
+    };
+    let config = match ConnectConfig::from_cli(&cli) {
+        Ok(config) => config,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    if let Err(e) = mcp_bridge::telemetry::init(&cli.log_level, cli.log_format) {
+        return usage_error(&e);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mcp-bridge connect: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(mcp_bridge::connect::run(config));
+    // A blocking read of stdin may still be pending (SIGTERM with stdin open): do not wait for it.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mcp-bridge connect: {e}");
+            ExitCode::from(e.exit_code())
         }
     }
 }

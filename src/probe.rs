@@ -64,7 +64,7 @@ pub async fn run(cli: &ProbeCli) -> Result<String, String> {
 }
 
 /// `e` and its sources on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

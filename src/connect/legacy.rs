@@ -1,0 +1,103 @@
+//! HTTP+SSE client side (MCP 2024-11-05, PROTOCOL.md section 2.1): GET the SSE URL, wait for
+//! the `endpoint` event, POST every message there; server messages arrive as `message` events.
+//!
+//! The endpoint is resolved against the SSE URL and must have the same origin, as the
+//! TypeScript SDK client requires, so credentials never go to a host the user did not name.
+
+use super::channel::{Connection, Incoming, Outgoing, Pending, OUTBOX};
+use super::http::{self, BodyKind, EventReader, Failure, Http};
+use super::Context;
+use tokio::sync::mpsc;
+
+/// The receiving half: the SSE stream.
+pub struct Receiver {
+    reader: EventReader,
+}
+
+impl Receiver {
+    /// The next `message` event's data, or `None` at the end of the stream. Cancel safe.
+    pub async fn next(&mut self) -> Result<Option<Vec<u8>>, Failure> {
+        while let Some(event) = self.reader.next().await? {
+            if event.is_message() {
+                return Ok(Some(event.data.into_bytes()));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Opens the SSE stream and reads the `endpoint` event. Errors: the GET failed, the answer is
+/// not an event stream, or its first event is not a same-origin `endpoint`.
+pub(super) async fn open(cx: &Context, pending: Pending) -> Result<Connection, Failure> {
+    let http = Http::new(&cx.config).map_err(|e| Failure::Unreachable(e.to_string()))?;
+    let url = cx.config.url.clone();
+    let request = http
+        .request(::http::Method::GET, url.clone())
+        .header(::http::header::ACCEPT, "text/event-stream")
+        .header(::http::header::CACHE_CONTROL, "no-cache");
+    let response = Http::send(request).await?;
+    if http::body_kind(&response)? != BodyKind::EventStream {
+        return Err(Failure::Protocol(format!(
+            "GET {url} did not open an event stream"
+        )));
+    }
+    let mut reader = EventReader::new(response, http.max_message_bytes);
+    let first = reader.next().await?.ok_or_else(|| {
+        Failure::Protocol("the SSE stream ended before the endpoint event".into())
+    })?;
+    if first.event.as_deref() != Some("endpoint") {
+        return Err(Failure::Protocol(format!(
+            "the first SSE event is {:?}, not \"endpoint\"",
+            first.event.as_deref().unwrap_or("message")
+        )));
+    }
+    let endpoint = url.join(first.data.trim()).map_err(|e| {
+        Failure::Protocol(format!("the endpoint {:?} is not a URL: {e}", first.data))
+    })?;
+    if endpoint.origin() != url.origin() {
+        return Err(Failure::Protocol(format!(
+            "the endpoint {endpoint} is on another origin than {url}; refusing to send messages there"
+        )));
+    }
+    tracing::debug!(%endpoint, "HTTP+SSE endpoint");
+    let (outbox, rx) = mpsc::channel(OUTBOX);
+    cx.tracker
+        .spawn(post_each(cx.clone(), http, endpoint, rx, pending));
+    Ok(Connection {
+        outbox,
+        incoming: Incoming::Sse(Box::new(Receiver { reader })),
+    })
+}
+
+/// POSTs the queued messages in order. A failed POST of a request answers it with an error.
+async fn post_each(
+    cx: Context,
+    http: Http,
+    endpoint: reqwest::Url,
+    mut rx: mpsc::Receiver<Outgoing>,
+    pending: Pending,
+) {
+    loop {
+        let message = tokio::select! {
+            m = rx.recv() => match m { Some(m) => m, None => return },
+            _ = cx.stop.cancelled() => return,
+        };
+        let request = http
+            .request(::http::Method::POST, endpoint.clone())
+            .header(::http::header::CONTENT_TYPE, "application/json")
+            .body(message.raw);
+        let failure = tokio::select! {
+            r = Http::send(request) => r.err(),
+            _ = cx.stop.cancelled() => return,
+        };
+        let Some(f) = failure else { continue };
+        tracing::warn!(error = %f, "POST to the HTTP+SSE endpoint failed");
+        let owed = message
+            .id
+            .filter(|id| pending.lock().expect("pending lock").remove(id));
+        if let Some(id) = owed {
+            let text = format!("mcp-bridge connect: {f}");
+            super::reply_error(&cx, Some(&id), super::REMOTE_ERROR, &text).await;
+        }
+    }
+}
