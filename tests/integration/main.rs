@@ -8,6 +8,7 @@ mod affinity;
 mod child_faults;
 mod cli;
 mod concurrency;
+mod connect;
 mod features;
 mod http_edges;
 mod interop;

@@ -1,0 +1,483 @@
+//! `mcp-bridge connect URL`: the stdio side. The official TypeScript SDK client spawns
+//! `connect` over `StdioClientTransport` against servers we did not write (server-everything
+//! behind mcp-bridge, a Python SDK FastMCP server over Streamable HTTP and HTTP+SSE, the
+//! TypeScript SDK's example servers), and raw JSON-RPC lines test recovery, auth, exits and bad
+//! input precisely.
+
+use crate::support::*;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+/// `mcp-bridge connect ARGS` with piped stdio; killed on drop.
+struct Connect {
+    child: tokio::process::Child,
+    stdin: Option<tokio::process::ChildStdin>,
+    stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Connect {
+    fn start(args: &[&str]) -> Connect {
+        let mut child = tokio::process::Command::new(bridge_bin())
+            .arg("connect")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawning mcp-bridge connect");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = stderr.clone();
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut text = sink.lock().unwrap();
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+        Connect {
+            stdin: child.stdin.take(),
+            stdout: tokio::io::BufReader::new(child.stdout.take().unwrap()).lines(),
+            stderr,
+            child,
+        }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    async fn send_raw(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+        stdin.flush().await.unwrap();
+    }
+
+    async fn send(&mut self, message: &Value) {
+        self.send_raw(&message.to_string()).await;
+    }
+
+    /// The next stdout line as JSON (every line must be JSON), within 20 s.
+    async fn recv(&mut self) -> Value {
+        let line = tokio::time::timeout(Duration::from_secs(20), self.stdout.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("no stdout line within 20 s; stderr:\n{}", self.stderr()))
+            .unwrap()
+            .unwrap_or_else(|| panic!("stdout closed; stderr:\n{}", self.stderr()));
+        serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("stdout line {line:?} is not JSON: {e}"))
+    }
+
+    /// The response with `id`, skipping notifications and server requests.
+    async fn response(&mut self, id: Value) -> Value {
+        loop {
+            let m = self.recv().await;
+            if m.get("method").is_none() && m["id"] == id {
+                return m;
+            }
+        }
+    }
+
+    /// `initialize` (id 0) and `notifications/initialized`; returns the initialize response.
+    async fn initialize(&mut self) -> Value {
+        self.send(&initialize_body(json!(0), "2025-11-25")).await;
+        let answer = self.response(json!(0)).await;
+        self.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await;
+        answer
+    }
+
+    async fn call(&mut self, id: i64, name: &str, args: Value) -> Value {
+        self.send(&tool_call(json!(id), name, args)).await;
+        self.response(json!(id)).await
+    }
+
+    /// Closes stdin and waits (at most `limit`) for the exit status.
+    async fn finish(mut self, limit: Duration) -> (ExitStatus, String) {
+        drop(self.stdin.take());
+        let status = tokio::time::timeout(limit, self.child.wait())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "connect did not exit within {limit:?}; stderr:\n{}",
+                    self.stderr()
+                )
+            })
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        (status, self.stderr())
+    }
+
+    /// Waits (at most 20 s) for the exit status without closing stdin.
+    async fn exit(mut self) -> (ExitStatus, String, Vec<Value>) {
+        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("connect exits by itself")
+            .unwrap();
+        let mut out = Vec::new();
+        while let Ok(Some(line)) = self.stdout.next_line().await {
+            out.push(serde_json::from_str(&line).expect("stdout carries JSON only"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        (status, self.stderr(), out)
+    }
+}
+
+/// A peer server process that prints `LISTENING <port>` (stdout or stderr) once it listens on
+/// 127.0.0.1; killed on drop.
+struct Peer {
+    child: Child,
+    port: u16,
+}
+
+impl Peer {
+    fn start(program: &std::path::Path, args: &[&str]) -> Peer {
+        let mut child = Command::new(program)
+            .args(args)
+            .current_dir(interop_dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", program.display()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let readers: [Box<dyn std::io::Read + Send>; 2] = [
+            Box::new(child.stdout.take().unwrap()),
+            Box::new(child.stderr.take().unwrap()),
+        ];
+        for reader in readers {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(reader).lines().map_while(Result::ok) {
+                    if let Some(port) = line.strip_prefix("LISTENING ") {
+                        let _ = tx.send(port.trim().parse::<u16>().expect("a port"));
+                    }
+                }
+            });
+        }
+        let port = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("{} {args:?} did not start listening", program.display())
+            });
+        Peer { child, port }
+    }
+
+    fn python(transport: &str) -> Peer {
+        Peer::start(
+            &interop_dir().join(".venv/bin/python"),
+            &["py_server.py", transport],
+        )
+    }
+
+    fn ts_example(name: &str) -> Peer {
+        Peer::start(
+            std::path::Path::new("node"),
+            &["ts_example_server.mjs", name],
+        )
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `ts_connect.mjs ARGS` (the TypeScript SDK client spawning `connect`).
+async fn ts_connect(args: &[&str]) -> Value {
+    let mut all = vec![args[0], bridge_bin()];
+    all.extend_from_slice(&args[1..]);
+    run_client("node".into(), "ts_connect.mjs", &all).await
+}
+
+async fn everything_bridge() -> Bridge {
+    let bridge = Bridge::start(&["--forward", "sampling"], &everything_child());
+    bridge.wait_ready().await;
+    bridge
+}
+
+#[tokio::test]
+async fn ts_sdk_client_over_connect_lists_calls_gets_progress_and_answers_sampling() {
+    let bridge = everything_bridge().await;
+    let summary = ts_connect(&["everything", &bridge.url()]).await;
+    assert_eq!(summary["progress"], 3, "{summary}");
+    assert_eq!(summary["samplingCalls"], 1, "{summary}");
+}
+
+#[tokio::test]
+async fn auto_falls_back_to_http_sse_and_websocket_urls_use_websocket() {
+    let bridge = everything_bridge().await;
+    let sse = ts_connect(&["everything", &bridge.at("/sse")]).await;
+    assert_eq!(sse["samplingCalls"], 1, "{sse}");
+    let ws = format!("ws://{}/ws", bridge.addr);
+    let ws = ts_connect(&["everything", &ws]).await;
+    assert_eq!(ws["samplingCalls"], 1, "{ws}");
+}
+
+#[tokio::test]
+async fn connect_serves_a_python_fastmcp_server_over_streamable_http_and_sse() {
+    for (transport, path) in [("streamable-http", "/mcp"), ("sse", "/sse")] {
+        let peer = Peer::python(transport);
+        let summary = ts_connect(&[
+            "call",
+            &peer.url(path),
+            "add",
+            r#"{"a":2,"b":40}"#,
+            "sum=42",
+        ])
+        .await;
+        assert_eq!(
+            summary["server"], "interop-py-server",
+            "{transport}: {summary}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn connect_serves_the_typescript_sdk_example_streamable_http_server() {
+    let peer = Peer::ts_example("simpleStreamableHttp");
+    let summary = ts_connect(&[
+        "call",
+        &peer.url("/mcp"),
+        "greet",
+        r#"{"name":"Ada"}"#,
+        "Hello, Ada",
+    ])
+    .await;
+    assert_eq!(
+        summary["server"], "simple-streamable-http-server",
+        "{summary}"
+    );
+}
+
+#[tokio::test]
+async fn a_response_stream_the_server_closes_mid_call_is_resumed_with_last_event_id() {
+    let peer = Peer::ts_example("ssePollingExample");
+    let summary = ts_connect(&["polling", &peer.url("/mcp")]).await;
+    assert!(summary["resumed"].as_u64().unwrap() >= 1, "{summary}");
+}
+
+#[tokio::test]
+async fn after_the_remote_restarts_the_next_call_succeeds_in_a_new_session() {
+    let port = free_port().to_string();
+    let mut bridge = Bridge::start(&["--port", &port], &echo_child(&[]));
+    bridge.wait_ready().await;
+    let mut connect = Connect::start(&[&bridge.url()]);
+    connect.initialize().await;
+    let first = connect.call(1, "echo", json!({"message": "before"})).await;
+    assert_eq!(tool_text(&first), "before", "{first}");
+    bridge.terminate();
+    let bridge = Bridge::start(&["--port", &port], &echo_child(&[]));
+    bridge.wait_ready().await;
+    let second = connect.call(2, "echo", json!({"message": "after"})).await;
+    assert_eq!(
+        tool_text(&second),
+        "after",
+        "{second}; stderr:\n{}",
+        connect.stderr()
+    );
+    assert!(
+        connect.stderr().contains("opened a new one and carried on"),
+        "{}",
+        connect.stderr()
+    );
+    let third = connect.call(3, "echo", json!({"message": "again"})).await;
+    assert_eq!(tool_text(&third), "again", "{third}");
+    let (status, stderr) = connect.finish(Duration::from_secs(5)).await;
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    drop(bridge);
+}
+
+#[tokio::test]
+async fn the_bearer_token_file_reaches_the_remote_and_a_refused_token_exits_77() {
+    let bridge = Bridge::start_with_env(
+        &[],
+        &echo_child(&[]),
+        &[("MCP_BRIDGE_AUTH_TOKEN", "right-token")],
+    );
+    bridge.wait_ready().await;
+    let dir = Scratch::new("connect-token");
+    std::fs::write(dir.file("good"), "right-token\n").unwrap();
+    std::fs::write(dir.file("bad"), "wrong-token\n").unwrap();
+    let good = dir.file("good").display().to_string();
+    let mut connect = Connect::start(&[&bridge.url(), "--bearer-token-file", &good]);
+    connect.initialize().await;
+    let answer = connect
+        .call(1, "echo", json!({"message": "authorized"}))
+        .await;
+    assert_eq!(tool_text(&answer), "authorized", "{answer}");
+    let (status, _) = connect.finish(Duration::from_secs(5)).await;
+    assert_eq!(status.code(), Some(0));
+
+    // --header reaches the remote the same way.
+    let mut by_header = Connect::start(&[&bridge.url(), "-H", "Authorization: Bearer right-token"]);
+    by_header.initialize().await;
+    let answer = by_header
+        .call(1, "echo", json!({"message": "by header"}))
+        .await;
+    assert_eq!(tool_text(&answer), "by header", "{answer}");
+    drop(by_header);
+
+    let bad = dir.file("bad").display().to_string();
+    let mut refused = Connect::start(&[&bridge.url(), "--bearer-token-file", &bad]);
+    refused.send(&initialize_body(json!(0), "2025-11-25")).await;
+    let (status, stderr, out) = refused.exit().await;
+    assert_eq!(status.code(), Some(77), "{stderr}");
+    assert!(
+        stderr.contains("401") && stderr.contains("--bearer-token-file"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("wrong-token"),
+        "the token is never printed: {stderr}"
+    );
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0]["id"], 0);
+    assert!(
+        out[0]["error"]["message"].as_str().unwrap().contains("401"),
+        "{out:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_remote_exits_69_and_a_url_without_mcp_exits_76() {
+    let closed = format!("http://127.0.0.1:{}/mcp", free_port());
+    let mut connect = Connect::start(&[&closed]);
+    connect
+        .send(&initialize_body(json!("init"), "2025-11-25"))
+        .await;
+    let (status, stderr, out) = connect.exit().await;
+    assert_eq!(status.code(), Some(69), "{stderr}");
+    assert!(stderr.contains("cannot reach the remote"), "{stderr}");
+    assert_eq!(out[0]["id"], "init", "{out:?}");
+
+    let bridge = Bridge::echo(&[], &[]).await;
+    let mut connect = Connect::start(&[&bridge.at("/not-mcp")]);
+    connect.send(&initialize_body(json!(1), "2025-11-25")).await;
+    let (status, stderr, _) = connect.exit().await;
+    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert!(stderr.contains("neither Streamable HTTP"), "{stderr}");
+}
+
+#[tokio::test]
+async fn cancellation_passes_through_and_bad_lines_are_answered_without_ending_the_session() {
+    let bridge = Bridge::echo(&[], &[]).await;
+    let mut connect = Connect::start(&[&bridge.url()]);
+    connect
+        .send(&tool_call(json!(9), "echo", json!({"message": "early"})))
+        .await;
+    let early = connect.recv().await;
+    assert_eq!(early["id"], 9);
+    assert!(
+        early["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("initialize first"),
+        "{early}"
+    );
+    connect.initialize().await;
+    connect.send_raw("this is not json").await;
+    let parse = connect.recv().await;
+    assert_eq!(parse["error"]["code"], -32700, "{parse}");
+    connect
+        .send_raw(r#"{"jsonrpc":"2.0","id":{"bad":1},"method":"x"}"#)
+        .await;
+    assert_eq!(connect.recv().await["error"]["code"], -32600);
+
+    connect
+        .send(&tool_call(json!(5), "sleep", json!({"ms": 10000})))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    connect
+        .send(&json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 5}}))
+        .await;
+    let mut counted = 0;
+    for attempt in 0..50 {
+        let answer = connect
+            .call(100 + attempt, "cancellations", json!({}))
+            .await;
+        counted = tool_text(&answer).parse::<u64>().unwrap_or(0);
+        if counted >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(counted, 1, "the cancellation reached the child");
+    let echo = connect
+        .call(6, "echo", json!({"message": "still here"}))
+        .await;
+    assert_eq!(tool_text(&echo), "still here");
+    let (status, stderr) = connect.finish(Duration::from_secs(5)).await;
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+#[tokio::test]
+async fn closing_stdin_ends_the_remote_session_with_delete_and_exits_0_quickly() {
+    let bridge = Bridge::echo(&[], &[]).await;
+    let mut connect = Connect::start(&[&bridge.url()]);
+    connect.initialize().await;
+    assert_eq!(
+        tool_text(&connect.call(1, "echo", json!({"message": "x"})).await),
+        "x"
+    );
+    let active = |n: u8| format!("mcp_bridge_sessions_active{{transport=\"streamable-http\"}} {n}");
+    let text = metrics_text(&bridge).await;
+    assert!(text.contains(&active(1)), "{text}");
+    let started = std::time::Instant::now();
+    let (status, stderr) = connect.finish(Duration::from_secs(5)).await;
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "exit took {:?}",
+        started.elapsed()
+    );
+    assert!(stderr.contains("remote session ended (DELETE)"), "{stderr}");
+    let text = metrics_text(&bridge).await;
+    assert!(
+        text.contains(&active(0)),
+        "the DELETE ended the session: {text}"
+    );
+}
+
+#[tokio::test]
+async fn usage_errors_exit_64_with_the_reason() {
+    let cases: [(&[&str], &str); 4] = [
+        (&["ftp://h/"], "scheme"),
+        (
+            &["http://h/", "-H", "Mcp-Session-Id: x"],
+            "set by the transport",
+        ),
+        (
+            &["http://h/", "--bearer-token-file", "/nonexistent/token"],
+            "--bearer-token-file",
+        ),
+        (&[], "URL"),
+    ];
+    for (args, expect) in cases {
+        let out = Command::new(bridge_bin())
+            .arg("connect")
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {stderr}");
+        assert!(stderr.contains(expect), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty());
+    }
+}
