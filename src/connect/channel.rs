@@ -4,7 +4,7 @@
 //! Owns: the connection actor. Messages from stdin are queued to the connection's sender task;
 //! messages from the connection go to stdout. Neither transport can resume, so when the
 //! connection drops the requests still waiting get a JSON-RPC error, and the actor reconnects
-//! (backoff as in [`crate::connect::backoff`]), repeats the cached `initialize` under a reserved
+//! (backing off 1 s × 1.5ⁿ up to [`crate::connect::MAX_BACKOFF`]), repeats the cached `initialize` under a reserved
 //! id and sends `notifications/initialized`, so later requests work without the local client
 //! noticing.
 

@@ -1,7 +1,7 @@
 //! `mcp-bridge connect URL`: a local stdio MCP server that forwards every message to a remote
 //! MCP server, for clients that only launch local processes (Claude Desktop, IDEs, agents).
 //!
-//! Owns: the process's main loop. Lines from stdin are validated and handed to the [`Remote`];
+//! Owns: the process's main loop. Lines from stdin are validated and handed to the remote transport;
 //! messages from the remote go to stdout through the single writer in [`stdio`]. The first
 //! `initialize` picks the transport (PROTOCOL.md section 2.8) and fails the process when the
 //! remote is unreachable (exit 69), refuses the credentials (77) or does not speak MCP (76);
