@@ -131,8 +131,8 @@ pub enum LogFormat {
     name = "mcp-bridge",
     version,
     about,
-    override_usage = "mcp-bridge [OPTIONS] -- CMD [ARGS]...\n       mcp-bridge probe [--url URL] [--timeout DURATION] [--insecure]",
-    after_help = "Subcommands: `mcp-bridge probe --help` checks a running bridge's /healthz (for container HEALTHCHECKs)."
+    override_usage = "mcp-bridge [OPTIONS] -- CMD [ARGS]...\n       mcp-bridge connect URL [OPTIONS]\n       mcp-bridge probe [--url URL] [--timeout DURATION] [--insecure]\n       mcp-bridge deploy k8s|fly|compose [OPTIONS]",
+    after_help = "Subcommands: `mcp-bridge connect --help` is a local stdio server forwarding to a remote MCP server; `mcp-bridge probe --help` checks a running bridge's /healthz (for container HEALTHCHECKs); `mcp-bridge deploy --help` renders deploy artifacts."
 )]
 pub struct Cli {
     /// Address to listen on (IP or host name).

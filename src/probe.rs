@@ -12,6 +12,7 @@ use std::time::Duration;
 #[derive(Parser, Debug)]
 #[command(
     name = "mcp-bridge probe",
+    bin_name = "mcp-bridge probe",
     about = "Check a running bridge: GET its /healthz (or --url) and exit 0 on a 2xx answer, 1 otherwise"
 )]
 pub struct ProbeCli {

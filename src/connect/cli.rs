@@ -34,6 +34,7 @@ pub enum RemoteTransport {
 #[derive(Parser, Debug)]
 #[command(
     name = "mcp-bridge connect",
+    bin_name = "mcp-bridge connect",
     about = "Be a local stdio MCP server that forwards every message to a remote MCP server \
              (Streamable HTTP, HTTP+SSE or WebSocket). Reads newline-delimited JSON-RPC on stdin, \
              writes the remote's messages to stdout, logs to stderr."

@@ -48,6 +48,7 @@ pub enum Target {
 #[derive(Parser, Debug)]
 #[command(
     name = "mcp-bridge deploy",
+    bin_name = "mcp-bridge deploy",
     about = "Render deploy artifacts (Kubernetes, Fly.io, Docker Compose) that run CMD behind mcp-bridge"
 )]
 pub struct DeployCli {
