@@ -43,6 +43,8 @@ impl Kind {
 pub(super) struct Outgoing {
     pub id: Option<RequestId>,
     pub raw: Vec<u8>,
+    /// Told whether sending worked (for the `initialize`, whose failure decides the exit code).
+    pub ack: Option<tokio::sync::oneshot::Sender<Result<(), Failure>>>,
 }
 
 /// Requests sent and not yet answered, shared with the sender tasks (which answer a request
@@ -78,9 +80,34 @@ async fn open(cx: &Context, kind: Kind, pending: &Pending) -> Result<Connection,
     }
 }
 
+/// Reports how sending one message went: to its `ack`, and for a failed request as a JSON-RPC
+/// error to the local client, once (only while it is still pending).
+pub(super) async fn settle(
+    cx: &Context,
+    pending: &Pending,
+    id: Option<RequestId>,
+    ack: Option<tokio::sync::oneshot::Sender<Result<(), Failure>>>,
+    result: Result<(), Failure>,
+) {
+    let failure = result
+        .as_ref()
+        .err()
+        .map(|f| format!("mcp-bridge connect: {f}"));
+    if let Some(ack) = ack {
+        let _ = ack.send(result);
+    }
+    let Some(text) = failure else { return };
+    let owed = id.filter(|id| pending.lock().expect("pending lock").remove(id));
+    if let Some(id) = owed {
+        super::reply_error(cx, Some(&id), super::REMOTE_ERROR, &text).await;
+    }
+}
+
 /// Handle to the connection actor.
 pub struct Handle {
     inbox: mpsc::Sender<Outgoing>,
+    /// The actor's pending requests: a cancelled one is no longer owed an error.
+    pending: Pending,
 }
 
 impl Handle {
@@ -111,7 +138,7 @@ impl Handle {
         let mut actor = Actor {
             cx: cx.clone(),
             kind,
-            pending,
+            pending: pending.clone(),
             init: None,
             reinits: 0,
         };
@@ -119,7 +146,7 @@ impl Handle {
             actor.init = Some(raw);
         }
         cx.tracker.spawn(actor.run(conn, rx));
-        Ok(Handle { inbox })
+        Ok(Handle { inbox, pending })
     }
 
     /// Queues one message from the local client.
@@ -128,7 +155,14 @@ impl Handle {
             Ok(MessageKind::Request) => message.request_id().cloned(),
             _ => None,
         };
-        let _ = self.inbox.send(Outgoing { id, raw }).await;
+        if let Some(cancelled) = super::cancelled_request(&message) {
+            self.pending
+                .lock()
+                .expect("pending lock")
+                .remove(&cancelled);
+        }
+        let ack = None;
+        let _ = self.inbox.send(Outgoing { id, raw, ack }).await;
     }
 
     /// Nothing to end remotely: closing the connection ends the session.
@@ -145,12 +179,26 @@ async fn initialize(
     forward: bool,
 ) -> Result<Vec<u8>, Failure> {
     let closed = || Failure::Unreachable("the connection closed during initialize".into());
+    let (ack, mut acked) = tokio::sync::oneshot::channel();
+    let ack = Some(ack);
     conn.outbox
-        .send(Outgoing { id: None, raw })
+        .send(Outgoing { id: None, raw, ack })
         .await
         .map_err(|_| closed())?;
+    let mut sent = false;
     loop {
-        let data = conn.incoming.next().await?.ok_or_else(closed)?;
+        // A refused POST (401, 404...) fails at once rather than after --timeout.
+        let data = tokio::select! {
+            result = &mut acked, if !sent => {
+                sent = true;
+                match result {
+                    Ok(Err(f)) => return Err(f),
+                    _ => continue,
+                }
+            }
+            data = conn.incoming.next() => data,
+        };
+        let data = data?.ok_or_else(closed)?;
         let Some(inbound) = Inbound::parse(data) else {
             continue;
         };
@@ -288,6 +336,7 @@ impl Actor {
             .send(Outgoing {
                 id: None,
                 raw: initialized,
+                ack: None,
             })
             .await;
         tracing::warn!(

@@ -85,19 +85,15 @@ async fn post_each(
         let request = http
             .request(::http::Method::POST, endpoint.clone())
             .header(::http::header::CONTENT_TYPE, "application/json")
+            .timeout(cx.config.timeout)
             .body(message.raw);
-        let failure = tokio::select! {
-            r = Http::send(request) => r.err(),
+        let result = tokio::select! {
+            r = Http::send(request) => r.map(drop),
             _ = cx.stop.cancelled() => return,
         };
-        let Some(f) = failure else { continue };
-        tracing::warn!(error = %f, "POST to the HTTP+SSE endpoint failed");
-        let owed = message
-            .id
-            .filter(|id| pending.lock().expect("pending lock").remove(id));
-        if let Some(id) = owed {
-            let text = format!("mcp-bridge connect: {f}");
-            super::reply_error(&cx, Some(&id), super::REMOTE_ERROR, &text).await;
+        if let Err(f) = &result {
+            tracing::warn!(error = %f, "POST to the HTTP+SSE endpoint failed");
         }
+        super::channel::settle(&cx, &pending, message.id, message.ack, result).await;
     }
 }

@@ -35,6 +35,9 @@ use tokio_util::task::TaskTracker;
 /// Time allowed for ending the remote session (DELETE) and writing out stdout at exit. Below the
 /// 2 s the official SDKs wait after closing a stdio server's stdin before they kill it.
 pub const CLOSE_BUDGET: Duration = Duration::from_millis(1500);
+/// The part of [`CLOSE_BUDGET`] kept for the tasks to end and stdout to be written out; the
+/// DELETE gets the rest.
+pub(crate) const EXIT_WAIT: Duration = Duration::from_millis(300);
 
 /// JSON-RPC code of the errors `connect` answers for a request the remote could not serve (the
 /// implementation-defined server-error range of JSON-RPC 2.0 section 5.1).
@@ -113,7 +116,7 @@ pub async fn run(config: ConnectConfig) -> Result<(), ConnectError> {
     let Context { out, .. } = cx;
     drop(out);
     tracker.close();
-    if tokio::time::timeout(CLOSE_BUDGET, tracker.wait())
+    if tokio::time::timeout(EXIT_WAIT, tracker.wait())
         .await
         .is_err()
     {
@@ -139,23 +142,21 @@ async fn stop_on_signal(stop: CancellationToken) {
     stop.cancel();
 }
 
-/// The main loop: one stdin line at a time, until EOF or `stop`.
+/// The main loop: one stdin line at a time, until EOF or `stop`. Handling a message is raced
+/// against `stop`, which stdin's end also cancels, so neither a hung remote nor a pending
+/// `initialize` can delay the end of the session.
 async fn read_stdin(cx: &Context) -> Result<(), ConnectError> {
-    let max = cx.config.max_message_bytes;
-    let mut stdin = FramedRead::new(tokio::io::stdin(), LineCodec::new(max));
+    let (lines_tx, mut lines) = tokio::sync::mpsc::channel(STDIN_QUEUE);
+    cx.tracker.spawn(read_lines(cx.clone(), lines_tx));
     let mut remote: Option<Remote> = None;
     let result = 'lines: loop {
         let frame = tokio::select! {
-            frame = stdin.next() => frame,
+            frame = lines.recv() => frame,
             _ = cx.stop.cancelled() => break Ok(()),
         };
         let line = match frame {
             None => break Ok(()),
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, "reading stdin failed; ending the session");
-                break Ok(());
-            }
-            Some(Ok(Frame::TooLong(limit))) => {
+            Some(Frame::TooLong(limit)) => {
                 let text = format!(
                     "a message on stdin is longer than {limit} bytes and was dropped \
                      (raise --max-message-bytes)"
@@ -163,10 +164,14 @@ async fn read_stdin(cx: &Context) -> Result<(), ConnectError> {
                 reply_error(cx, None, jsonrpc::INVALID_REQUEST, &text).await;
                 continue;
             }
-            Some(Ok(Frame::Line(line))) => line,
+            Some(Frame::Line(line)) => line,
         };
         for (message, raw) in parse_line(cx, &line).await {
-            if let Err(e) = handle_message(cx, &mut remote, message, raw).await {
+            let handled = tokio::select! {
+                handled = handle_message(cx, &mut remote, message, raw) => handled,
+                _ = cx.stop.cancelled() => break 'lines Ok(()),
+            };
+            if let Err(e) = handled {
                 break 'lines Err(e);
             }
         }
@@ -177,6 +182,37 @@ async fn read_stdin(cx: &Context) -> Result<(), ConnectError> {
         remote.close().await;
     }
     result
+}
+
+/// Lines from stdin that may wait for the main loop.
+const STDIN_QUEUE: usize = 64;
+
+/// Reads stdin into `lines`; at its end (or a read error) cancels the process's stop token.
+async fn read_lines(cx: Context, lines: tokio::sync::mpsc::Sender<Frame>) {
+    let max = cx.config.max_message_bytes;
+    let mut stdin = FramedRead::new(tokio::io::stdin(), LineCodec::new(max));
+    loop {
+        let frame = tokio::select! {
+            frame = stdin.next() => frame,
+            _ = cx.stop.cancelled() => return,
+        };
+        let frame = match frame {
+            Some(Ok(frame)) => frame,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "reading stdin failed; ending the session");
+                break;
+            }
+            None => {
+                tracing::debug!("stdin closed; ending the session");
+                break;
+            }
+        };
+        tokio::select! {
+            sent = lines.send(frame) => if sent.is_err() { return },
+            _ = cx.stop.cancelled() => return,
+        }
+    }
+    cx.stop.cancel();
 }
 
 /// Parses one stdin line into messages with their compact JSON text: one, or the elements of a
@@ -312,6 +348,22 @@ fn fallback_failed(streamable: &str, sse: ConnectError) -> ConnectError {
         ConnectError::Unreachable(_) => ConnectError::Unreachable(text),
         _ => ConnectError::Protocol(text),
     }
+}
+
+/// The `requestId` a `notifications/cancelled` names, if `message` is one.
+pub(crate) fn cancelled_request(message: &Message) -> Option<RequestId> {
+    if message.method() != "notifications/cancelled" {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Params {
+        #[serde(rename = "requestId")]
+        request_id: RequestId,
+    }
+    let params = message.params.as_ref()?;
+    serde_json::from_str::<Params>(params.get())
+        .ok()
+        .map(|p| p.request_id)
 }
 
 /// Writes a JSON-RPC error response (or an id-less error) to stdout.

@@ -39,8 +39,10 @@ impl Receiver {
     }
 }
 
-/// Opens the WebSocket. Errors: the handshake got an HTTP answer other than 101
-/// ([`Failure::Status`]), the remote chose another subprotocol, or no connection.
+/// Opens the WebSocket, asking for subprotocol `mcp`. Errors: the handshake got an HTTP answer
+/// other than 101 ([`Failure::Status`]); the remote did not select `mcp` (tungstenite refuses a
+/// handshake that leaves out a requested subprotocol) or broke the handshake otherwise
+/// ([`Failure::Protocol`]); no connection ([`Failure::Unreachable`]).
 pub(super) async fn open(cx: &Context, pending: Pending) -> Result<Connection, Failure> {
     let mut request = cx
         .config
@@ -106,6 +108,9 @@ fn handshake_failure(e: tungstenite::Error) -> Failure {
                 www_authenticate: header(::http::header::WWW_AUTHENTICATE),
             }
         }
+        tungstenite::Error::Protocol(p) => {
+            Failure::Protocol(format!("the WebSocket handshake failed: {p}"))
+        }
         other => Failure::Unreachable(other.to_string()),
     }
 }
@@ -126,15 +131,10 @@ async fn send_each(
             }
         };
         let text = String::from_utf8_lossy(&message.raw).into_owned();
-        if let Err(e) = sink.send(Frame::text(text)).await {
+        let result = sink.send(Frame::text(text)).await.map_err(|e| {
             tracing::warn!(error = %e, "sending a WebSocket frame failed");
-            let owed = message
-                .id
-                .filter(|id| pending.lock().expect("pending lock").remove(id));
-            if let Some(id) = owed {
-                let text = format!("mcp-bridge connect: sending to the remote failed: {e}");
-                super::reply_error(&cx, Some(&id), super::REMOTE_ERROR, &text).await;
-            }
-        }
+            Failure::Unreachable(format!("sending to the remote failed: {e}"))
+        });
+        super::channel::settle(&cx, &pending, message.id, message.ack, result).await;
     }
 }

@@ -481,3 +481,35 @@ async fn usage_errors_exit_64_with_the_reason() {
         assert!(out.stdout.is_empty());
     }
 }
+
+#[tokio::test]
+async fn sigterm_or_stdin_closing_ends_connect_at_once_even_while_the_remote_hangs() {
+    // A remote that accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/mcp", silent.local_addr().unwrap());
+    for how in ["SIGTERM", "stdin closed"] {
+        let mut connect = Connect::start(&[&url, "--timeout", "60s"]);
+        connect.send(&initialize_body(json!(1), "2025-11-25")).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let started = std::time::Instant::now();
+        let (status, stderr) = match how {
+            "SIGTERM" => {
+                signal(
+                    connect.child.id().unwrap(),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+                let (status, stderr, out) = connect.exit().await;
+                assert!(out.is_empty(), "{how}: nothing on stdout: {out:?}");
+                (status, stderr)
+            }
+            _ => connect.finish(Duration::from_secs(5)).await,
+        };
+        assert_eq!(status.code(), Some(0), "{how}: {stderr}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{how}: took {:?}",
+            started.elapsed()
+        );
+    }
+    drop(silent);
+}

@@ -35,20 +35,39 @@ impl Client {
         self.with_session(request, state)
     }
 
-    /// POSTs `body` in the current session; on a 404 for a session id, recovers and POSTs once
-    /// more in the new session. Errors: the last failure.
-    async fn post_recovering(&self, body: Vec<u8>) -> Result<reqwest::Response, Failure> {
+    /// POSTs `body` in the current session. On a 404 for a session id, recovers (bounded by
+    /// `--timeout`) and, when `resend`, POSTs once more in the new session; a message that
+    /// belonged to the old session only (a response, a cancellation) is not resent and gives
+    /// `Ok(None)`. Errors: the last failure.
+    async fn post_recovering(
+        &self,
+        body: Vec<u8>,
+        resend: bool,
+    ) -> Result<Option<reqwest::Response>, Failure> {
         let state = self.session();
         match Http::send(self.post_request(body.clone(), &state)).await {
             Err(f) if f.status() == Some(::http::StatusCode::NOT_FOUND) && state.id.is_some() => {
-                self.recover(state.generation).await.map_err(|e| {
+                let timeout = self.inner.cx.config.timeout;
+                let recovered = tokio::time::timeout(timeout, self.recover(state.generation))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Failure::Unreachable(format!(
+                            "no answer within {timeout:?}"
+                        )))
+                    });
+                recovered.map_err(|e| {
                     Failure::Protocol(format!(
                         "the remote lost the session and a new one could not be opened: {e}"
                     ))
                 })?;
-                Http::send(self.post_request(body, &self.session())).await
+                match resend {
+                    true => Http::send(self.post_request(body, &self.session()))
+                        .await
+                        .map(Some),
+                    false => Ok(None),
+                }
             }
-            other => other,
+            other => other.map(Some),
         }
     }
 
@@ -81,14 +100,15 @@ impl Client {
 
     /// POSTs one request and forwards its answer; a failure becomes a JSON-RPC error response.
     async fn request(&self, id: &RequestId, body: Vec<u8>) {
-        let result = match self.post_recovering(body).await {
-            Ok(response) => self.deliver(response, id, true).await,
+        let result = match self.post_recovering(body, true).await {
+            Ok(Some(response)) => self.deliver(response, id, true).await,
+            Ok(None) => Err(Failure::Protocol("the request was not resent".into())),
             Err(f) => Err(f),
         };
         let why = match result {
             Ok(Some(_)) => return,
             Ok(None) => {
-                tracing::debug!(rpc.id = %id, "the POST was accepted without an answer; expecting it on the GET stream");
+                tracing::debug!(rpc.id = %id, "the POST got 202; expecting the answer on the GET stream");
                 return;
             }
             Err(f) => f,
@@ -118,43 +138,41 @@ impl Client {
     pub(super) async fn post_in_order(&self, message: &Message, body: Vec<u8>) {
         let method = message.method();
         let timeout = self.inner.cx.config.timeout;
-        let result = match tokio::time::timeout(timeout, self.post_recovering(body)).await {
+        let resend = method == "notifications/initialized";
+        let result = match tokio::time::timeout(timeout, self.post_recovering(body, resend)).await {
             Ok(result) => result,
             Err(_) => Err(Failure::Unreachable(format!(
                 "no answer within {timeout:?}"
             ))),
         };
         match result {
-            Ok(response) => {
-                if method == "notifications/initialized" {
-                    self.start_listening();
-                }
-                // A response to a notification has nothing to read; drain it in the background.
-                drop(response);
+            Ok(Some(_)) if resend => self.start_listening(),
+            // Dropping the answer to a notification or response closes its (empty) body.
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                tracing::info!(
+                    rpc.method = method,
+                    "not resent: it belonged to the lost session"
+                )
             }
             Err(f) => {
                 tracing::warn!(rpc.method = method, error = %f, "the remote did not accept a message")
             }
         }
-        if method == "notifications/cancelled" {
-            self.abandon(message);
-        }
+        self.abandon(message);
     }
 
     /// Stops waiting for the request a `notifications/cancelled` names.
     fn abandon(&self, cancel: &Message) {
-        let id = cancel
-            .params
-            .as_ref()
-            .and_then(|p| serde_json::from_str::<serde_json::Value>(p.get()).ok())
-            .and_then(|p| serde_json::from_value::<RequestId>(p.get("requestId")?.clone()).ok());
-        if let Some(token) = id.and_then(|id| {
+        let id = crate::connect::cancelled_request(cancel);
+        let token = id.and_then(|id| {
             self.inner
                 .inflight
                 .lock()
                 .expect("inflight lock")
                 .remove(&id)
-        }) {
+        });
+        if let Some(token) = token {
             token.cancel();
         }
     }
@@ -179,7 +197,9 @@ impl Client {
                         answer = Some(found);
                     }
                 }
-                Ok(answer)
+                answer.map(Some).ok_or_else(|| {
+                    Failure::Protocol("the JSON answer holds no response to the request".into())
+                })
             }
             BodyKind::EventStream => self
                 .read_stream(EventReader::new(response, max), want, forward)
@@ -188,8 +208,16 @@ impl Client {
         }
     }
 
-    /// Forwards one inbound message; returns its JSON when it is the answer to `want`.
+    /// Forwards one inbound message; returns its JSON when it is the answer to `want`. An
+    /// error response with `"id": null` in a request's own answer (a server that could not read
+    /// the id) is taken as the answer, under the request's id.
     async fn take(&self, data: Vec<u8>, want: &RequestId, forward: bool) -> Option<Vec<u8>> {
+        let data = match null_id_error(&data) {
+            Some(text) => {
+                crate::jsonrpc::error_response(Some(want), crate::connect::REMOTE_ERROR, &text)
+            }
+            None => data,
+        };
         let inbound = Inbound::parse(data)?;
         let is_answer = inbound.response_to.as_ref() == Some(want);
         if forward || !is_answer {
@@ -213,7 +241,10 @@ impl Client {
             let ended = match reader.next().await {
                 Ok(Some(event)) => {
                     last_id = event.id.clone().or(last_id);
-                    retry = event.retry.unwrap_or(retry);
+                    retry = event
+                        .retry
+                        .unwrap_or(retry)
+                        .min(crate::connect::MAX_BACKOFF);
                     if event.is_message() {
                         resumes = 0;
                         if let Some(answer) =
@@ -246,4 +277,15 @@ impl Client {
             reader = EventReader::new(response, self.inner.http.max_message_bytes);
         }
     }
+}
+
+/// The message of a JSON-RPC error response whose `id` is null, worded for the local client.
+fn null_id_error(data: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(data).ok()?;
+    if !value.get("id")?.is_null() {
+        return None;
+    }
+    let error = value.get("error")?;
+    let message = error.get("message").and_then(|m| m.as_str()).unwrap_or("");
+    Some(format!("the remote answered with an error: {message}"))
 }

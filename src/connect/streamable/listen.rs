@@ -50,16 +50,27 @@ impl Client {
                 Err(f)
                     if f.status() == Some(::http::StatusCode::NOT_FOUND) && state.id.is_some() =>
                 {
-                    match self.recover(state.generation).await {
+                    let recovered = tokio::select! {
+                        r = self.recover(state.generation) => r,
+                        _ = self.inner.cx.stop.cancelled() => return,
+                    };
+                    match recovered {
                         Ok(()) => continue,
                         Err(e) => self.note_failure(&mut failures, &e),
                     }
                 }
-                Err(f) => self.note_failure(&mut failures, &f),
+                Err(f) => {
+                    // The remote may not keep events (400) or have dropped ours (409...): start
+                    // afresh rather than repeat a Last-Event-ID it refuses.
+                    if f.status().is_some_and(|s| s.is_client_error()) {
+                        last_id = None;
+                    }
+                    self.note_failure(&mut failures, &f)
+                }
                 Ok(()) => {}
             }
             let delay = match (retry, failures) {
-                (Some(r), _) => r,
+                (Some(r), _) => r.min(crate::connect::MAX_BACKOFF),
                 (None, 0) => DEFAULT_RETRY,
                 (None, n) => backoff(n),
             };

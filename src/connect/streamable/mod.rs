@@ -8,9 +8,12 @@
 //! Recovery: when a POST that carried the session id gets 404 (the remote restarted or expired
 //! the session), the cached `initialize` is repeated under a reserved request id
 //! (`mcp-bridge-connect-reinit-N`, its answer is not forwarded), `notifications/initialized`
-//! follows, and the failed POST is sent once more, so the local client never notices. One
-//! recovery runs at a time; callers that saw the same generation wait for it and then retry.
-//! A request whose response stream had already started is never sent again.
+//! follows, and the failed request is sent once more, so the local client's next call simply
+//! works. One recovery runs at a time (bounded by `--timeout`); callers that saw the same
+//! generation wait for it and then retry. A request whose response stream had already started
+//! is never sent again, and responses and notifications of the old session are not resent.
+//! What the old session held on the remote is gone: subscriptions, the log level, server
+//! requests still waiting for an answer, and answers due on the old GET stream.
 
 mod exchange;
 mod listen;
@@ -125,10 +128,30 @@ impl Client {
         }
     }
 
-    /// A later `initialize` from the local client: a new remote session replaces the old one.
-    /// Failures are answered on stdout as JSON-RPC errors.
+    /// A later `initialize` from the local client: a new remote session replaces the old one,
+    /// which is ended with DELETE (best effort, in the background). Bounded by `--timeout`;
+    /// failures are answered on stdout as JSON-RPC errors.
     pub async fn initialize(&self, message: Message, raw: Vec<u8>) {
-        if let Err(f) = self.open_session(&message, raw).await {
+        let _no_recovery_meanwhile = self.inner.recovery.lock().await;
+        let old = self.session();
+        let timeout = self.inner.cx.config.timeout;
+        let opened = tokio::time::timeout(timeout, self.open_session(&message, raw))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Failure::Unreachable(format!(
+                    "no answer within {timeout:?}"
+                )))
+            });
+        if opened.is_ok() && old.id.is_some() && self.session().generation != old.generation {
+            let request = self.with_session(
+                self.inner.http.request(http::Method::DELETE, self.url()),
+                &old,
+            );
+            self.inner.cx.tracker.spawn(async move {
+                let _ = tokio::time::timeout(timeout, Http::send(request)).await;
+            });
+        }
+        if let Err(f) = opened {
             let text = format!("mcp-bridge connect: initialize failed: {f}");
             super::reply_error(
                 &self.inner.cx,
@@ -158,7 +181,7 @@ impl Client {
             self.inner.http.request(http::Method::DELETE, self.url()),
             &state,
         );
-        let budget = super::CLOSE_BUDGET.saturating_sub(std::time::Duration::from_millis(300));
+        let budget = super::CLOSE_BUDGET.saturating_sub(super::EXIT_WAIT);
         match tokio::time::timeout(budget, Http::send(request)).await {
             Ok(Ok(_)) => tracing::info!("remote session ended (DELETE)"),
             Ok(Err(f)) if matches!(f.status().map(|s| s.as_u16()), Some(404 | 405)) => {
@@ -255,6 +278,9 @@ impl Client {
         let _one_at_a_time = self.inner.recovery.lock().await;
         if self.session().generation != seen {
             return Ok(());
+        }
+        if self.inner.cx.stop.is_cancelled() {
+            return Err(Failure::Protocol("the session is ending".into()));
         }
         let init = self.inner.init.lock().expect("init lock").clone();
         let init = init.ok_or_else(|| Failure::Protocol("no initialize to repeat".into()))?;
