@@ -73,8 +73,14 @@ impl Connect {
             .unwrap_or_else(|_| panic!("no stdout line within 20 s; stderr:\n{}", self.stderr()))
             .unwrap()
             .unwrap_or_else(|| panic!("stdout closed; stderr:\n{}", self.stderr()));
-        serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("stdout line {line:?} is not JSON: {e}"))
+        let message: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("stdout line {line:?} is not JSON: {e}"));
+        let id = message["id"].as_str().unwrap_or("");
+        assert!(
+            !id.starts_with("mcp-bridge-connect-reinit"),
+            "a reserved id leaked: {line}"
+        );
+        message
     }
 
     /// The response with `id`, skipping notifications and server requests.
@@ -512,4 +518,38 @@ async fn sigterm_or_stdin_closing_ends_connect_at_once_even_while_the_remote_han
         );
     }
     drop(silent);
+}
+
+#[tokio::test]
+async fn over_websocket_and_http_sse_a_restarted_remote_is_reconnected_and_reinitialized() {
+    for (scheme, path) in [("ws", "/ws"), ("http", "/sse")] {
+        let port = free_port().to_string();
+        let mut bridge = Bridge::start(&["--port", &port], &echo_child(&[]));
+        bridge.wait_ready().await;
+        let url = format!("{scheme}://127.0.0.1:{port}{path}");
+        let mut connect = Connect::start(&[&url]);
+        connect.initialize().await;
+        let first = connect.call(1, "echo", json!({"message": "before"})).await;
+        assert_eq!(tool_text(&first), "before", "{path}: {first}");
+        bridge.terminate();
+        let bridge = Bridge::start(&["--port", &port], &echo_child(&[]));
+        bridge.wait_ready().await;
+        let second = connect.call(2, "echo", json!({"message": "after"})).await;
+        assert_eq!(
+            tool_text(&second),
+            "after",
+            "{path}: {second}; {}",
+            connect.stderr()
+        );
+        assert!(
+            connect
+                .stderr()
+                .contains("reconnected and opened a new session"),
+            "{path}: {}",
+            connect.stderr()
+        );
+        let (status, stderr) = connect.finish(Duration::from_secs(5)).await;
+        assert_eq!(status.code(), Some(0), "{path}: {stderr}");
+        drop(bridge);
+    }
 }
