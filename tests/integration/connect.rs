@@ -279,35 +279,42 @@ async fn a_response_stream_the_server_closes_mid_call_is_resumed_with_last_event
     assert!(summary["resumed"].as_u64().unwrap() >= 1, "{summary}");
 }
 
-#[tokio::test]
-async fn after_the_remote_restarts_the_next_call_succeeds_in_a_new_session() {
+/// Starts a bridge on a fixed port and `connect` to `scheme://127.0.0.1:PORT/path`, calls
+/// `echo`, restarts the bridge on the same port and calls again: that call must succeed, and
+/// connect's stderr must contain `logged`. Ends with stdin closed (exit 0).
+async fn restart_between_calls(scheme: &str, path: &str, logged: &str) {
     let port = free_port().to_string();
     let mut bridge = Bridge::start(&["--port", &port], &echo_child(&[]));
     bridge.wait_ready().await;
-    let mut connect = Connect::start(&[&bridge.url()]);
+    let mut connect = Connect::start(&[&format!("{scheme}://127.0.0.1:{port}{path}")]);
     connect.initialize().await;
     let first = connect.call(1, "echo", json!({"message": "before"})).await;
-    assert_eq!(tool_text(&first), "before", "{first}");
+    assert_eq!(tool_text(&first), "before", "{path}: {first}");
     bridge.terminate();
     let bridge = Bridge::start(&["--port", &port], &echo_child(&[]));
     bridge.wait_ready().await;
-    let second = connect.call(2, "echo", json!({"message": "after"})).await;
-    assert_eq!(
-        tool_text(&second),
-        "after",
-        "{second}; stderr:\n{}",
-        connect.stderr()
-    );
+    for (id, message) in [(2, "after"), (3, "again")] {
+        let answer = connect.call(id, "echo", json!({"message": message})).await;
+        let stderr = connect.stderr();
+        assert_eq!(
+            tool_text(&answer),
+            message,
+            "{path}: {answer}; stderr:\n{stderr}"
+        );
+    }
     assert!(
-        connect.stderr().contains("opened a new one and carried on"),
-        "{}",
+        connect.stderr().contains(logged),
+        "{path}: {}",
         connect.stderr()
     );
-    let third = connect.call(3, "echo", json!({"message": "again"})).await;
-    assert_eq!(tool_text(&third), "again", "{third}");
     let (status, stderr) = connect.finish(Duration::from_secs(5)).await;
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(status.code(), Some(0), "{path}: {stderr}");
     drop(bridge);
+}
+
+#[tokio::test]
+async fn after_the_remote_restarts_the_next_call_succeeds_in_a_new_session() {
+    restart_between_calls("http", "/mcp", "opened a new one and carried on").await;
 }
 
 #[tokio::test]
@@ -523,33 +530,6 @@ async fn sigterm_or_stdin_closing_ends_connect_at_once_even_while_the_remote_han
 #[tokio::test]
 async fn over_websocket_and_http_sse_a_restarted_remote_is_reconnected_and_reinitialized() {
     for (scheme, path) in [("ws", "/ws"), ("http", "/sse")] {
-        let port = free_port().to_string();
-        let mut bridge = Bridge::start(&["--port", &port], &echo_child(&[]));
-        bridge.wait_ready().await;
-        let url = format!("{scheme}://127.0.0.1:{port}{path}");
-        let mut connect = Connect::start(&[&url]);
-        connect.initialize().await;
-        let first = connect.call(1, "echo", json!({"message": "before"})).await;
-        assert_eq!(tool_text(&first), "before", "{path}: {first}");
-        bridge.terminate();
-        let bridge = Bridge::start(&["--port", &port], &echo_child(&[]));
-        bridge.wait_ready().await;
-        let second = connect.call(2, "echo", json!({"message": "after"})).await;
-        assert_eq!(
-            tool_text(&second),
-            "after",
-            "{path}: {second}; {}",
-            connect.stderr()
-        );
-        assert!(
-            connect
-                .stderr()
-                .contains("reconnected and opened a new session"),
-            "{path}: {}",
-            connect.stderr()
-        );
-        let (status, stderr) = connect.finish(Duration::from_secs(5)).await;
-        assert_eq!(status.code(), Some(0), "{path}: {stderr}");
-        drop(bridge);
+        restart_between_calls(scheme, path, "reconnected and opened a new session").await;
     }
 }
