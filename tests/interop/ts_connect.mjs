@@ -97,7 +97,12 @@ async function connect(capabilities = {}) {
     },
     async close() {
       await client.close();
-      check(errors.length === 0, `transport errors reached the client: ${JSON.stringify(errors)}\n${stderr}`);
+      // The SDK v1 race typescript-sdk#2580: a progress notification read together with the
+      // response is handled after it and reported as "unknown token". The wire checks in
+      // `everything` show that connect wrote it before the response, so it is not an error here.
+      const real = errors.filter((e) => !/progress notification for an unknown token/.test(e));
+      check(real.length === 0, `transport errors reached the client: ${JSON.stringify(real)}\n${stderr}`);
+      return errors.length - real.length;
     },
   };
 }
@@ -139,8 +144,9 @@ async function everything() {
   check(asked.length === 1, `sampling handler ran ${asked.length} times, expected 1`);
   check(JSON.stringify(asked[0]).includes(prompt), `sampling request lacks our prompt: ${JSON.stringify(asked[0]).slice(0, 300)}`);
   check(JSON.stringify(sampled).includes(canned), `tool result lacks the canned reply: ${JSON.stringify(sampled).slice(0, 300)}`);
-  await c.close();
-  return { scenario: "everything", tools: tools.length, progress: onWire.length, progressDelivered: progress.length, samplingCalls: asked.length };
+  const raced = await c.close();
+  check(progress.length + raced === onWire.length, `progress delivered ${progress.length} + raced ${raced} != ${onWire.length} on the wire`);
+  return { scenario: "everything", tools: tools.length, progress: onWire.length, progressDelivered: progress.length, progressRaced: raced, samplingCalls: asked.length };
 }
 
 async function call() {

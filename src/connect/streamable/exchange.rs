@@ -35,8 +35,7 @@ impl Client {
         self.with_session(request, state)
     }
 
-    /// POSTs `body` in the current session. On a 404 for a session id, recovers (bounded by
-    /// `--timeout`) and, when `resend`, POSTs once more in the new session; a message that
+    /// POSTs `body` in the current session. On a 404 for a session id, recovers and, when `resend`, POSTs once more in the new session; a message that
     /// belonged to the old session only (a response, a cancellation) is not resent and gives
     /// `Ok(None)`. Errors: the last failure.
     async fn post_recovering(
@@ -47,14 +46,7 @@ impl Client {
         let state = self.session();
         match Http::send(self.post_request(body.clone(), &state)).await {
             Err(f) if f.status() == Some(::http::StatusCode::NOT_FOUND) && state.id.is_some() => {
-                let timeout = self.inner.cx.config.timeout;
-                let recovered = tokio::time::timeout(timeout, self.recover(state.generation))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(Failure::Unreachable(format!(
-                            "no answer within {timeout:?}"
-                        )))
-                    });
+                let recovered = self.recover(state.generation).await;
                 recovered.map_err(|e| {
                     Failure::Protocol(format!(
                         "the remote lost the session and a new one could not be opened: {e}"

@@ -273,8 +273,20 @@ impl Client {
 
     /// Replaces a session the remote forgot (it answered 404 to generation `seen`); see the
     /// module doc. Returns at once when another caller already replaced it. Errors: the
-    /// repeated initialize failed.
+    /// repeated initialize failed or took longer than `--timeout` (waiting for another
+    /// caller's recovery included).
     async fn recover(&self, seen: u64) -> Result<(), Failure> {
+        let timeout = self.inner.cx.config.timeout;
+        tokio::time::timeout(timeout, self.recover_unbounded(seen))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Failure::Unreachable(format!(
+                    "no answer within {timeout:?}"
+                )))
+            })
+    }
+
+    async fn recover_unbounded(&self, seen: u64) -> Result<(), Failure> {
         let _one_at_a_time = self.inner.recovery.lock().await;
         if self.session().generation != seen {
             return Ok(());
