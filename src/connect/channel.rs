@@ -202,12 +202,8 @@ async fn initialize(
         let Some(inbound) = Inbound::parse(data) else {
             continue;
         };
-        let is_answer = inbound.response_to.as_ref() == Some(id);
-        if forward || !is_answer {
-            cx.out.send(inbound.bytes.clone()).await;
-        }
-        if is_answer {
-            return Ok(inbound.bytes);
+        if let Some(answer) = inbound.deliver(&cx.out, id, forward).await {
+            return Ok(answer);
         }
     }
 }
@@ -317,7 +313,7 @@ impl Actor {
         };
         let message = Message::parse(init).map_err(|e| Failure::Protocol(e.to_string()))?;
         self.reinits += 1;
-        let id = RequestId::String(format!("mcp-bridge-connect-reinit-{}", self.reinits));
+        let id = super::reinit_id(self.reinits);
         let raw = message.to_json_with_id(Some(&id));
         let answer = tokio::time::timeout(
             self.cx.config.timeout,
@@ -330,7 +326,7 @@ impl Actor {
                 "the remote refused the repeated initialize".into(),
             ));
         }
-        let initialized = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_vec();
+        let initialized = super::INITIALIZED.to_vec();
         let _ = conn
             .outbox
             .send(Outgoing {

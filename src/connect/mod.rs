@@ -383,7 +383,16 @@ impl Inbound {
     /// Checks that `data` is one JSON-RPC message and puts it on one line. Returns `None`
     /// (logged) for anything else, which is never forwarded.
     pub fn parse(data: impl Into<Vec<u8>>) -> Option<Inbound> {
-        let mut bytes = data.into();
+        Inbound::try_parse(data.into())
+            .map_err(|(_, e)| {
+                tracing::warn!(error = %e, "dropped a message from the remote that is not JSON-RPC")
+            })
+            .ok()
+    }
+
+    /// Like [`Inbound::parse`], but hands back the bytes that are not JSON-RPC, with the
+    /// reason and without logging, for a caller that can make something of them.
+    pub fn try_parse(mut bytes: Vec<u8>) -> Result<Inbound, (Vec<u8>, jsonrpc::InvalidMessage)> {
         match Message::parse(&bytes) {
             Ok(m) => {
                 jsonrpc::flatten_line_breaks(&mut bytes);
@@ -391,14 +400,32 @@ impl Inbound {
                     Ok(Kind::Response) => m.request_id().cloned(),
                     _ => None,
                 };
-                Some(Inbound { bytes, response_to })
+                Ok(Inbound { bytes, response_to })
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "dropped a message from the remote that is not JSON-RPC");
-                None
-            }
+            Err(e) => Err((bytes, e)),
         }
     }
+
+    /// Sends the message to stdout unless it is the answer to `want` and `forward` is false;
+    /// returns its JSON when it is that answer.
+    pub async fn deliver(self, out: &Stdout, want: &RequestId, forward: bool) -> Option<Vec<u8>> {
+        if self.response_to.as_ref() != Some(want) {
+            out.send(self.bytes).await;
+            return None;
+        }
+        if forward {
+            out.send(self.bytes.clone()).await;
+        }
+        Some(self.bytes)
+    }
+}
+
+/// `notifications/initialized`, sent after a repeated `initialize`.
+pub(crate) const INITIALIZED: &[u8] = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+
+/// The reserved request id of the `n`th repeated `initialize`; its answer is never forwarded.
+pub(crate) fn reinit_id(n: u64) -> RequestId {
+    RequestId::String(format!("mcp-bridge-connect-reinit-{n}"))
 }
 
 impl Remote {

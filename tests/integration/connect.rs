@@ -353,7 +353,9 @@ async fn the_bearer_token_file_reaches_the_remote_and_a_refused_token_exits_77()
     let (status, stderr, out) = refused.exit().await;
     assert_eq!(status.code(), Some(77), "{stderr}");
     assert!(
-        stderr.contains("401") && stderr.contains("--bearer-token-file"),
+        stderr.contains("401")
+            && stderr.contains("WWW-Authenticate")
+            && stderr.contains("--bearer-token-file"),
         "{stderr}"
     );
     assert!(
@@ -532,4 +534,38 @@ async fn over_websocket_and_http_sse_a_restarted_remote_is_reconnected_and_reini
     for (scheme, path) in [("ws", "/ws"), ("http", "/sse")] {
         restart_between_calls(scheme, path, "reconnected and opened a new session").await;
     }
+}
+
+#[tokio::test]
+async fn a_redirect_to_another_origin_is_refused_and_credentials_never_reach_it() {
+    use std::io::{Read, Write};
+    // The other origin: a listener that must never see a connection.
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    other.set_nonblocking(true).unwrap();
+    let elsewhere = format!("http://{}/mcp", other.local_addr().unwrap());
+    // The remote: answers every request with 307 to the other origin.
+    let remote = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/mcp", remote.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in remote.incoming().take(4) {
+            let Ok(mut stream) = stream else { return };
+            let mut head = [0u8; 4096];
+            let _ = stream.read(&mut head);
+            let answer = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {elsewhere}\r\n\
+                 Content-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    let mut connect = Connect::start(&[&url, "-H", "Authorization: Bearer secret-token"]);
+    connect.send(&initialize_body(json!(1), "2025-11-25")).await;
+    let (status, stderr, out) = connect.exit().await;
+    assert_eq!(status.code(), Some(69), "{stderr}");
+    assert!(
+        stderr.contains("refusing a redirect to another origin"),
+        "{stderr}"
+    );
+    assert_eq!(out[0]["id"], 1, "{out:?}");
+    assert!(other.accept().is_err(), "the other origin was contacted");
 }

@@ -5,7 +5,7 @@
 use super::{Client, SessionState};
 use crate::connect::http::{self, BodyKind, EventReader, Failure, Http};
 use crate::connect::Inbound;
-use crate::jsonrpc::{Message, RequestId};
+use crate::jsonrpc::{error_response, Message, RequestId};
 use std::time::Duration;
 
 /// Reconnection delay when the remote sent no `retry` field, as the SDK clients use.
@@ -16,6 +16,23 @@ const MAX_RESUMES: u32 = 3;
 const LAST_EVENT_ID: &str = "last-event-id";
 
 impl Client {
+    /// A GET of an event stream from the MCP endpoint with the session headers of `state`:
+    /// the GET stream, or with `last_event_id` the resumption of a broken stream (section 2.7).
+    pub(super) fn get_request(
+        &self,
+        state: &SessionState,
+        last_event_id: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let request = self.inner.http.request(::http::Method::GET, self.url());
+        let mut request = self
+            .with_session(request, state)
+            .header(::http::header::ACCEPT, "text/event-stream");
+        if let Some(id) = last_event_id {
+            request = request.header(LAST_EVENT_ID, id);
+        }
+        request
+    }
+
     /// A POST of `body` to the MCP endpoint with the session headers of `state`.
     pub(super) fn post_request(
         &self,
@@ -204,18 +221,18 @@ impl Client {
     /// error response with `"id": null` in a request's own answer (a server that could not read
     /// the id) is taken as the answer, under the request's id.
     async fn take(&self, data: Vec<u8>, want: &RequestId, forward: bool) -> Option<Vec<u8>> {
-        let data = match null_id_error(&data) {
-            Some(text) => {
-                crate::jsonrpc::error_response(Some(want), crate::connect::REMOTE_ERROR, &text)
+        let inbound = match Inbound::try_parse(data) {
+            Ok(inbound) => inbound,
+            Err((data, e)) => {
+                let Some(text) = null_id_error(&data) else {
+                    tracing::warn!(error = %e, "dropped a message from the remote that is not JSON-RPC");
+                    return None;
+                };
+                let error = error_response(Some(want), crate::connect::REMOTE_ERROR, &text);
+                Inbound::parse(error)?
             }
-            None => data,
         };
-        let inbound = Inbound::parse(data)?;
-        let is_answer = inbound.response_to.as_ref() == Some(want);
-        if forward || !is_answer {
-            self.inner.cx.out.send(inbound.bytes.clone()).await;
-        }
-        is_answer.then_some(inbound.bytes)
+        inbound.deliver(&self.inner.cx.out, want, forward).await
     }
 
     /// Reads an SSE response stream until the answer to `want`, resuming it with
@@ -258,13 +275,7 @@ impl Client {
             tracing::debug!(rpc.id = %want, last_event_id = %event_id, "resuming the response stream");
             tokio::time::sleep(retry).await;
             let state = self.session();
-            let request = self
-                .with_session(
-                    self.inner.http.request(::http::Method::GET, self.url()),
-                    &state,
-                )
-                .header(::http::header::ACCEPT, "text/event-stream")
-                .header(LAST_EVENT_ID, event_id);
+            let request = self.get_request(&state, Some(&event_id));
             let response = Http::send(request).await?;
             reader = EventReader::new(response, self.inner.http.max_message_bytes);
         }

@@ -99,15 +99,7 @@ impl Client {
         retry: &mut Option<Duration>,
         got_events: &mut bool,
     ) -> Result<(), Failure> {
-        let mut request = self
-            .with_session(
-                self.inner.http.request(::http::Method::GET, self.url()),
-                state,
-            )
-            .header(::http::header::ACCEPT, "text/event-stream");
-        if let Some(id) = last_id.as_ref() {
-            request = request.header("last-event-id", id.as_str());
-        }
+        let request = self.get_request(state, last_id.as_deref());
         let response = Http::send(request).await?;
         if crate::connect::http::body_kind(&response)?
             != crate::connect::http::BodyKind::EventStream

@@ -298,7 +298,7 @@ impl Client {
         let init = init.ok_or_else(|| Failure::Protocol("no initialize to repeat".into()))?;
         let message = Message::parse(&init).map_err(|e| Failure::Protocol(e.to_string()))?;
         let n = self.inner.reinits.fetch_add(1, Ordering::Relaxed) + 1;
-        let id = RequestId::String(format!("mcp-bridge-connect-reinit-{n}"));
+        let id = super::reinit_id(n);
         let (state, ok) = self
             .initialize_remote(message.to_json_with_id(Some(&id)), &id, false)
             .await?;
@@ -307,7 +307,7 @@ impl Client {
                 "the remote refused the repeated initialize".into(),
             ));
         }
-        let initialized = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_vec();
+        let initialized = super::INITIALIZED.to_vec();
         Http::send(self.post_request(initialized, &state)).await?;
         self.install(state);
         tracing::warn!(
