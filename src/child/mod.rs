@@ -342,27 +342,37 @@ impl ChildControl {
     }
 
     /// Stops the child per the MCP stdio shutdown sequence (PROTOCOL.md section 1.3): close its
-    /// stdin, wait up to `step`, SIGTERM its process group, wait up to `step`, SIGKILL the group.
-    /// Returns how the child ended. Takes at most about `2 * step` plus the final reap.
+    /// stdin, wait up to `step`, SIGTERM its process group, wait up to `step` for the group to
+    /// empty, SIGKILL the group. Returns how the child ended. Takes at most about `2 * step`
+    /// plus the final reap: a child that ignores both stdin EOF and SIGTERM is killed `2 * step`
+    /// after the call.
     pub async fn stop(&self, step: Duration) -> ExitInfo {
         self.close_stdin.cancel();
         if let Ok(info) = tokio::time::timeout(step, self.exited()).await {
-            self.signal_group_until_empty(step).await;
+            // The child is gone; anything it started in its group gets the last step.
+            self.term_then_kill_group(step).await;
             return info;
         }
         tracing::info!(
             child.pid = self.pid,
             "child ignored stdin EOF, sending SIGTERM"
         );
-        self.signal_group(Signal::SIGTERM);
-        let _ = tokio::time::timeout(step, self.exited()).await;
-        self.signal_group_until_empty(step).await;
+        self.term_then_kill_group(step).await;
+        if let Ok(info) = tokio::time::timeout(step, self.exited()).await {
+            return info;
+        }
+        // Only a child that left its own process group (setsid, setpgid) gets here.
+        tracing::warn!(
+            child.pid = self.pid,
+            "child left its process group, sending SIGKILL to it"
+        );
+        let _ = nix::sys::signal::kill(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
         self.exited().await
     }
 
-    /// After the child itself exited, makes sure nothing it started lives on in its group:
-    /// SIGTERM, up to `step` of grace, then SIGKILL.
-    async fn signal_group_until_empty(&self, step: Duration) {
+    /// SIGTERM to the child's process group, up to `step` for every member to exit, then
+    /// SIGKILL to whatever is left. Returns at once when the group is already empty.
+    async fn term_then_kill_group(&self, step: Duration) {
         if !self.group_alive() {
             return;
         }
