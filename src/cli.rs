@@ -274,7 +274,7 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub allowed_hosts: Vec<String>,
-    /// Origins (scheme://host[:port]) or * accepted besides the same origin (and loopback origins on a loopback bind); others get 403 (repeatable, or comma-separated).
+    /// Origins (scheme://host or scheme://host:port) or * accepted besides the same origin (and loopback origins on a loopback bind); others get 403 (repeatable, or comma-separated).
     #[arg(
         long = "allowed-origins",
         env = "MCP_BRIDGE_ALLOWED_ORIGINS",
@@ -282,7 +282,7 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub allowed_origins: Vec<String>,
-    /// File of bearer tokens, one per line (# comments allowed), re-read on SIGHUP; MCP endpoints then require Authorization: Bearer <token>. A single token can also come from MCP_BRIDGE_AUTH_TOKEN.
+    /// File of bearer tokens, one per line (# comments allowed), re-read on SIGHUP; MCP endpoints then require Authorization: Bearer TOKEN. A single token can also come from MCP_BRIDGE_AUTH_TOKEN.
     #[arg(
         long = "auth-token-file",
         env = "MCP_BRIDGE_AUTH_TOKEN_FILE",
@@ -336,7 +336,7 @@ pub struct Cli {
     /// Require a bearer token on /metrics too (/healthz and /readyz stay open).
     #[arg(long, env = "MCP_BRIDGE_PROTECT_METRICS")]
     pub protect_metrics: bool,
-    /// Origins (scheme://host[:port]) or * allowed to call the MCP endpoints from a browser (CORS; off by default): they get Access-Control-Allow-Origin, exposed Mcp-Session-Id and WWW-Authenticate, and preflight answers (repeatable, or comma-separated).
+    /// Origins (scheme://host or scheme://host:port) or * allowed to call the MCP endpoints from a browser (CORS; off by default): they get Access-Control-Allow-Origin, exposed Mcp-Session-Id and WWW-Authenticate, and preflight answers (repeatable, or comma-separated).
     #[arg(
         long = "cors-origin",
         env = "MCP_BRIDGE_CORS_ORIGIN",

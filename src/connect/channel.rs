@@ -5,7 +5,8 @@
 //! messages from the connection go to stdout. Neither transport can resume, so when the
 //! connection drops the requests still waiting get a JSON-RPC error, and the actor reconnects
 //! (backing off 1 s × 1.5ⁿ up to [`crate::connect::MAX_BACKOFF`]), repeats the cached `initialize` under a reserved
-//! id and sends `notifications/initialized`, so later requests work without the local client
+//! id, sends `notifications/initialized` and repeats the client's log level and resource
+//! subscriptions ([`super::restore`]), so later requests work without the local client
 //! noticing.
 
 use super::http::Failure;
@@ -130,7 +131,7 @@ impl Handle {
             .request_id()
             .cloned()
             .expect("initialize is a request");
-        let answer = initialize(cx, &mut conn, &id, raw.clone(), true)
+        let answer = request(cx, &mut conn, &id, raw.clone(), true)
             .await
             .map_err(startup)?;
         tracing::info!(%url, transport = kind.name(), "connected");
@@ -142,7 +143,7 @@ impl Handle {
             init: None,
             reinits: 0,
         };
-        if answer_is_success(&answer) {
+        if super::is_success(&answer) {
             actor.init = Some(raw);
         }
         cx.tracker.spawn(actor.run(conn, rx));
@@ -169,16 +170,17 @@ impl Handle {
     pub async fn close(self) {}
 }
 
-/// Sends `raw` (an initialize with id `id`) and reads until its answer; messages before it are
-/// forwarded, the answer only when `forward`. Returns the answer's JSON.
-async fn initialize(
+/// Sends `raw` (a request with id `id`: the `initialize`, or a setup request repeated after a
+/// reconnect) and reads until its answer; messages before it are forwarded, the answer only
+/// when `forward`. Returns the answer's JSON. Errors: sending failed, or the connection closed.
+async fn request(
     cx: &Context,
     conn: &mut Connection,
     id: &RequestId,
     raw: Vec<u8>,
     forward: bool,
 ) -> Result<Vec<u8>, Failure> {
-    let closed = || Failure::Unreachable("the connection closed during initialize".into());
+    let closed = || Failure::Unreachable("the connection closed before the answer".into());
     let (ack, mut acked) = tokio::sync::oneshot::channel();
     let ack = Some(ack);
     conn.outbox
@@ -206,10 +208,6 @@ async fn initialize(
             return Ok(answer);
         }
     }
-}
-
-fn answer_is_success(answer: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(answer).is_ok_and(|v| v.get("result").is_some())
 }
 
 struct Actor {
@@ -317,11 +315,11 @@ impl Actor {
         let raw = message.to_json_with_id(Some(&id));
         let answer = tokio::time::timeout(
             self.cx.config.timeout,
-            initialize(&self.cx, &mut conn, &id, raw, false),
+            request(&self.cx, &mut conn, &id, raw, false),
         )
         .await
         .map_err(|_| Failure::Unreachable("no answer to the repeated initialize".into()))??;
-        if !answer_is_success(&answer) {
+        if !super::is_success(&answer) {
             return Err(Failure::Protocol(
                 "the remote refused the repeated initialize".into(),
             ));
@@ -335,8 +333,19 @@ impl Actor {
                 ack: None,
             })
             .await;
+        let mut restored = 0;
+        for (id, raw) in self.cx.setup.requests(self.reinits) {
+            let answer = tokio::time::timeout(
+                self.cx.config.timeout,
+                request(&self.cx, &mut conn, &id, raw, false),
+            )
+            .await
+            .unwrap_or_else(|_| Err(Failure::Unreachable("no answer within --timeout".into())));
+            restored += usize::from(super::restore::report(&id, answer));
+        }
         tracing::warn!(
             transport = self.kind.name(),
+            restored,
             "reconnected and opened a new session"
         );
         Ok(conn)

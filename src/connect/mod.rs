@@ -16,6 +16,7 @@ pub mod channel;
 pub mod cli;
 pub mod http;
 pub mod legacy;
+pub mod restore;
 pub mod sse;
 pub mod stdio;
 pub mod streamable;
@@ -95,6 +96,8 @@ pub struct Context {
     pub stop: CancellationToken,
     /// Owns every task `connect` starts.
     pub tracker: TaskTracker,
+    /// What the local client set up in the remote session, repeated in a replacement session.
+    pub setup: restore::SessionSetup,
 }
 
 /// Runs `connect` until stdin closes or a signal arrives. Returns `Ok` after a clean end (the
@@ -109,6 +112,7 @@ pub async fn run(config: ConnectConfig) -> Result<(), ConnectError> {
         out,
         stop: stop.clone(),
         tracker: tracker.clone(),
+        setup: restore::SessionSetup::default(),
     };
     tracker.spawn(stop_on_signal(stop.clone()));
     let result = read_stdin(&cx).await;
@@ -255,6 +259,9 @@ async fn handle_message(
 ) -> Result<(), ConnectError> {
     let is_request = message.kind() == Ok(Kind::Request);
     let initialize = is_request && message.method() == "initialize";
+    if remote.is_some() {
+        cx.setup.observe(&message, &raw);
+    }
     match remote {
         Some(Remote::Streamable(client)) if initialize => {
             client.initialize(message, raw).await;
@@ -276,7 +283,7 @@ async fn handle_message(
                     Ok(())
                 }
                 Err(e) => {
-                    tracing::error!("{e}");
+                    // `main` prints the reason once on stderr as the process ends.
                     let text = format!("mcp-bridge connect: {e}");
                     reply_error(cx, id.as_ref(), REMOTE_ERROR, &text).await;
                     Err(e)
@@ -418,6 +425,11 @@ impl Inbound {
         }
         Some(self.bytes)
     }
+}
+
+/// True when `answer` (a JSON-RPC response) is a success: it has a `result`.
+pub(crate) fn is_success(answer: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(answer).is_ok_and(|v| v.get("result").is_some())
 }
 
 /// `notifications/initialized`, sent after a repeated `initialize`.

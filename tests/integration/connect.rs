@@ -77,7 +77,7 @@ impl Connect {
             .unwrap_or_else(|e| panic!("stdout line {line:?} is not JSON: {e}"));
         let id = message["id"].as_str().unwrap_or("");
         assert!(
-            !id.starts_with("mcp-bridge-connect-reinit"),
+            !id.starts_with("mcp-bridge-connect-"),
             "a reserved id leaked: {line}"
         );
         message
@@ -85,12 +85,28 @@ impl Connect {
 
     /// The response with `id`, skipping notifications and server requests.
     async fn response(&mut self, id: Value) -> Value {
+        self.response_after(id).await.0
+    }
+
+    /// The response with `id`, and the notifications and server requests before it.
+    async fn response_after(&mut self, id: Value) -> (Value, Vec<Value>) {
+        let mut before = Vec::new();
         loop {
             let m = self.recv().await;
             if m.get("method").is_none() && m["id"] == id {
-                return m;
+                return (m, before);
             }
+            before.push(m);
         }
+    }
+
+    /// Sends a request and returns its `result` (panics on an error answer).
+    async fn request(&mut self, id: &str, method: &str, params: Value) -> Value {
+        let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        self.send(&request).await;
+        let answer = self.response(json!(id)).await;
+        assert!(answer.get("result").is_some(), "{method}: {answer}");
+        answer["result"].clone()
     }
 
     /// `initialize` (id 0) and `notifications/initialized`; returns the initialize response.
@@ -280,18 +296,28 @@ async fn a_response_stream_the_server_closes_mid_call_is_resumed_with_last_event
 }
 
 /// Starts a bridge on a fixed port and `connect` to `scheme://127.0.0.1:PORT/path`, calls
-/// `echo`, restarts the bridge on the same port and calls again: that call must succeed, and
-/// connect's stderr must contain `logged`. Ends with stdin closed (exit 0).
+/// `echo`, sets a log level and subscribes to a resource, restarts the bridge on the same port
+/// and calls again: that call must succeed, connect's stderr must contain `logged`, and the new
+/// session must have the level and the subscription (the new child is told both, and a touched
+/// resource notifies the client). Ends with stdin closed (exit 0).
 async fn restart_between_calls(scheme: &str, path: &str, logged: &str) {
     let port = free_port().to_string();
-    let mut bridge = Bridge::start(&["--port", &port], &echo_child(&[]));
+    let child = echo_child(&["--stderr-chatter"]);
+    let mut bridge = Bridge::start(&["--port", &port], &child);
     bridge.wait_ready().await;
     let mut connect = Connect::start(&[&format!("{scheme}://127.0.0.1:{port}{path}")]);
     connect.initialize().await;
     let first = connect.call(1, "echo", json!({"message": "before"})).await;
     assert_eq!(tool_text(&first), "before", "{path}: {first}");
+    let uri = "test://restored";
+    connect
+        .request("lvl", "logging/setLevel", json!({"level": "error"}))
+        .await;
+    connect
+        .request("sub", "resources/subscribe", json!({"uri": uri}))
+        .await;
     bridge.terminate();
-    let bridge = Bridge::start(&["--port", &port], &echo_child(&[]));
+    let bridge = Bridge::start(&["--port", &port], &child);
     bridge.wait_ready().await;
     for (id, message) in [(2, "after"), (3, "again")] {
         let answer = connect.call(id, "echo", json!({"message": message})).await;
@@ -306,6 +332,23 @@ async fn restart_between_calls(scheme: &str, path: &str, logged: &str) {
         connect.stderr().contains(logged),
         "{path}: {}",
         connect.stderr()
+    );
+    // The subscription lives on: the new child has it, and its update reaches the client.
+    connect
+        .send(&tool_call(json!(4), "touch", json!({"uri": uri})))
+        .await;
+    let (touched, mut seen) = connect.response_after(json!(4)).await;
+    assert_eq!(tool_text(&touched), "updated", "{path}: {touched}");
+    let updated =
+        |m: &Value| m["method"] == "notifications/resources/updated" && m["params"]["uri"] == uri;
+    while !seen.iter().any(updated) {
+        seen.push(connect.recv().await);
+    }
+    // So does the log level: only the repeated setLevel can have told the new child.
+    let logs = bridge.logs().join("\n");
+    assert!(
+        logs.contains("got logging/setLevel"),
+        "{path}: the new child never got the level: {logs}"
     );
     let (status, stderr) = connect.finish(Duration::from_secs(5)).await;
     assert_eq!(status.code(), Some(0), "{path}: {stderr}");

@@ -5,8 +5,8 @@
 //! It reconnects after every end, with `Last-Event-ID` when an event id was seen, after the
 //! server's `retry` delay or `1 s * 1.5^n` (at most 30 s) after failures, and for ever: the local
 //! process outlives remote restarts. A 405 means the remote offers no stream, and the task ends.
-//! A 404 starts a session recovery. A new session (generation) restarts the stream without
-//! `Last-Event-ID`.
+//! A 404 starts a session recovery. A new session (generation) restarts the stream at once,
+//! without `Last-Event-ID`, taking over the stream recovery opened ahead when there is one.
 
 use super::exchange::DEFAULT_RETRY;
 use super::Client;
@@ -74,8 +74,10 @@ impl Client {
                 (None, 0) => DEFAULT_RETRY,
                 (None, n) => backoff(n),
             };
+            // A new session (a recovery) opens its stream at once.
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
+                _ = generations.changed() => {}
                 _ = self.inner.cx.stop.cancelled() => return,
             }
         }
@@ -99,8 +101,10 @@ impl Client {
         retry: &mut Option<Duration>,
         got_events: &mut bool,
     ) -> Result<(), Failure> {
-        let request = self.get_request(state, last_id.as_deref());
-        let response = Http::send(request).await?;
+        let response = match self.take_handover(state) {
+            Some(response) => response,
+            None => Http::send(self.get_request(state, last_id.as_deref())).await?,
+        };
         if crate::connect::http::body_kind(&response)?
             != crate::connect::http::BodyKind::EventStream
         {

@@ -12,13 +12,15 @@
 //! works. One recovery runs at a time (bounded by `--timeout`); callers that saw the same
 //! generation wait for it and then retry. A request whose response stream had already started
 //! is never sent again, and responses and notifications of the old session are not resent.
-//! What the old session held on the remote is gone: subscriptions, the log level, server
-//! requests still waiting for an answer, and answers due on the old GET stream.
+//! Before the new session serves anything else, the local client's log level and resource
+//! subscriptions are repeated in it ([`super::restore`]). What else the old session held on
+//! the remote is gone: server requests still waiting for an answer, and answers due on the old
+//! GET stream.
 
 mod exchange;
 mod listen;
 
-use super::http::{Failure, Http};
+use super::http::{body_kind, BodyKind, Failure, Http};
 use super::{ConnectError, Context};
 use crate::jsonrpc::{Kind, Message, RequestId};
 use http::HeaderValue;
@@ -82,6 +84,9 @@ struct Inner {
     inflight: Mutex<HashMap<RequestId, CancellationToken>>,
     /// True once the GET stream task runs.
     listening: AtomicBool,
+    /// A GET stream recovery opened for the new session (by its id) before installing it, for
+    /// the GET stream task to take over.
+    handover: Mutex<Option<(HeaderValue, reqwest::Response)>>,
     /// Counts repeated initializes, for their reserved ids.
     reinits: AtomicU64,
 }
@@ -103,6 +108,7 @@ impl Client {
                 init: Mutex::new(None),
                 inflight: Mutex::new(HashMap::new()),
                 listening: AtomicBool::new(false),
+                handover: Mutex::new(None),
                 reinits: AtomicU64::new(0),
             }),
         };
@@ -309,12 +315,60 @@ impl Client {
         }
         let initialized = super::INITIALIZED.to_vec();
         Http::send(self.post_request(initialized, &state)).await?;
+        self.open_stream_ahead(&state).await;
+        let restored = self.restore_setup(&state, n).await;
         self.install(state);
         tracing::warn!(
             reinit = n,
+            restored,
             "the remote no longer knew the session (HTTP 404); opened a new one and carried on"
         );
         Ok(())
+    }
+
+    /// When the GET stream task runs, opens the new session's GET stream now, before the
+    /// setup is repeated and the session installed, and leaves it for the task to take over:
+    /// so a server message for the new session (such as the update of a resource just
+    /// subscribed again) cannot arrive before there is a stream to carry it. Best effort: a
+    /// refusal or failure leaves the task to open the stream itself.
+    async fn open_stream_ahead(&self, state: &SessionState) {
+        let Some(id) = state.id.clone() else { return };
+        if !self.inner.listening.load(Ordering::SeqCst) {
+            return;
+        }
+        match Http::send(self.get_request(state, None)).await {
+            Ok(response) if body_kind(&response).ok() == Some(BodyKind::EventStream) => {
+                *self.inner.handover.lock().expect("handover lock") = Some((id, response));
+            }
+            Ok(response) => {
+                tracing::debug!(status = %response.status(), "no GET stream opened ahead")
+            }
+            Err(f) => tracing::debug!(error = %f, "no GET stream opened ahead"),
+        }
+    }
+
+    /// The GET stream [`Client::open_stream_ahead`] opened for the session `state`, if any;
+    /// one opened for another session is dropped.
+    fn take_handover(&self, state: &SessionState) -> Option<reqwest::Response> {
+        let (id, response) = self.inner.handover.lock().expect("handover lock").take()?;
+        (state.id.as_ref() == Some(&id)).then_some(response)
+    }
+
+    /// Repeats the local client's setup (see [`super::restore`]) in the new session `state`,
+    /// one request at a time, before any other request uses it. A refusal or failure is logged
+    /// and the rest go on: the session works without them. Returns how many were accepted.
+    async fn restore_setup(&self, state: &SessionState, n: u64) -> usize {
+        let mut restored = 0;
+        for (id, raw) in self.inner.cx.setup.requests(n) {
+            let answer = async {
+                let response = Http::send(self.post_request(raw, state)).await?;
+                self.deliver(response, &id, false)
+                    .await?
+                    .ok_or_else(|| Failure::Protocol("the answer was empty".into()))
+            };
+            restored += usize::from(super::restore::report(&id, answer.await));
+        }
+        restored
     }
 
     /// Starts the GET stream once, after `notifications/initialized` was accepted.
