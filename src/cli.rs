@@ -324,6 +324,8 @@ pub struct Cli {
     )]
     pub oauth_scopes: Vec<String>,
     /// The MCP endpoint's URL as clients reach it (e.g. https://mcp.example.com/mcp): the `resource` of /.well-known/oauth-protected-resource and of resource_metadata links.
+    // The example URL is for `--help`, where rustdoc's <...> link syntax would show.
+    #[allow(rustdoc::bare_urls)]
     #[arg(long = "public-url", env = "MCP_BRIDGE_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
     /// Serve /metrics (only there) plus /healthz and /readyz on this separate address, e.g. 127.0.0.1:9090, for a monitoring network.
