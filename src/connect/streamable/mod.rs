@@ -35,6 +35,10 @@ const SESSION_HEADER: &str = "mcp-session-id";
 /// `MCP-Protocol-Version`.
 const VERSION_HEADER: &str = "mcp-protocol-version";
 
+/// How long recovery waits for the new session's GET stream to open ahead (some servers send
+/// the headers only with the first event); after that the GET stream task opens it itself.
+const OPEN_AHEAD_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Why the first `initialize` over Streamable HTTP did not start a session.
 #[derive(Debug)]
 pub enum StartError {
@@ -336,7 +340,12 @@ impl Client {
         if !self.inner.listening.load(Ordering::SeqCst) {
             return;
         }
-        match Http::send(self.get_request(state, None)).await {
+        let opened =
+            tokio::time::timeout(OPEN_AHEAD_WAIT, Http::send(self.get_request(state, None)));
+        match opened
+            .await
+            .unwrap_or_else(|_| Err(Failure::Unreachable("no headers yet".into())))
+        {
             Ok(response) if body_kind(&response).ok() == Some(BodyKind::EventStream) => {
                 *self.inner.handover.lock().expect("handover lock") = Some((id, response));
             }
