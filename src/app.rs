@@ -126,12 +126,15 @@ pub async fn serve(
         sessions = sessions.with_sealer(crate::session::seal::Sealer::new(secret.0.as_bytes()));
     }
     let sessions = Arc::new(sessions);
+    // Cancelled once the drain is over: the reaper, the admin listener and the routers end.
+    let exiting = CancellationToken::new();
     let router_options = RouterOptions {
         scope: None,
         roots: config.roots.clone(),
         forward_sampling: config.forward_sampling,
         forward_elicitation: config.forward_elicitation,
         client_request_timeout: config.client_request_timeout,
+        stop: exiting.clone(),
     };
     let (state_tx, upstream) = watch::channel(UpstreamState::Starting);
     let shutdown_token = CancellationToken::new();
@@ -250,7 +253,6 @@ pub async fn serve(
         tracker.spawn(reload_on_sighup(state.clone()));
     }
     // PID 1 reaps orphans until the very end, through the shutdown sequence.
-    let exiting = CancellationToken::new();
     tracker.spawn(child::reaper::run(exiting.clone()));
     let graceful = GracefulShutdown::new();
     let stop = async {

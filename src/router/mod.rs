@@ -102,6 +102,10 @@ pub struct RouterOptions {
     pub forward_elicitation: bool,
     /// How long a server-to-client request may wait for the client's answer.
     pub client_request_timeout: Duration,
+    /// Cancelled at the very end of shutdown, after the children stopped: the router task then
+    /// ends, though handles to it still live in the app state (so the daemon need not wait for
+    /// them to be dropped).
+    pub stop: tokio_util::sync::CancellationToken,
 }
 
 enum Command {
@@ -452,8 +456,10 @@ impl Router {
     ) {
         let mut stdout = Some(stdout);
         let mut exit = Some(exit);
+        let stop = self.options.stop.clone();
         loop {
             tokio::select! {
+                _ = stop.cancelled() => break,
                 cmd = rx.recv() => match cmd {
                     Some(Command::Attach(child)) => {
                         stdout = Some(child.stdout);
