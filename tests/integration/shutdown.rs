@@ -64,3 +64,25 @@ async fn a_child_that_ignores_eof_and_sigterm_is_killed_within_the_bound() {
     );
     assert!(!process_alive(pid), "child {pid} was killed");
 }
+
+#[tokio::test]
+async fn with_nothing_in_flight_the_bridge_exits_at_once_in_both_isolation_modes() {
+    // A child that exits on stdin EOF and no request in flight: nothing to wait for. (The
+    // routers used to outlive the drain, so every exit waited out a 1 s task timeout.)
+    for isolation in ["shared", "session"] {
+        let mut bridge = Bridge::echo(&["--isolation", isolation], &[]).await;
+        let (s, _) = Session::open(&bridge, "2025-11-25").await;
+        let pid = child_pid(&s).await;
+        let started = Instant::now();
+        let status = tokio::task::spawn_blocking(move || bridge.terminate())
+            .await
+            .unwrap();
+        let took = started.elapsed();
+        assert!(status.success(), "{isolation}: {status:?}");
+        assert!(
+            took < Duration::from_secs(1),
+            "{isolation}: SIGTERM to exit took {took:?}"
+        );
+        assert!(!process_alive(pid), "{isolation}: child {pid} is gone");
+    }
+}
