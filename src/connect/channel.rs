@@ -191,6 +191,7 @@ async fn request(
     loop {
         // A refused POST (401, 404...) fails at once rather than after --timeout.
         let data = tokio::select! {
+            biased;
             result = &mut acked, if !sent => {
                 sent = true;
                 match result {
@@ -298,6 +299,9 @@ impl Actor {
                 Ok(conn) => return Some(conn),
                 Err(f) => {
                     failures += 1;
+                    if f.is_auth() {
+                        self.cx.credentials.renew();
+                    }
                     tracing::debug!(error = %f, attempt = failures, "reconnect failed");
                 }
             }

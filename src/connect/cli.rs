@@ -49,8 +49,9 @@ pub struct ConnectCli {
     /// Extra HTTP header for every request to the remote, "Name: value" (repeatable).
     #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
-    /// File holding a bearer token, sent as `Authorization: Bearer <token>` (surrounding
-    /// whitespace is trimmed). Keeps the token out of argv and the client's config file.
+    /// File holding a bearer token, sent as `Authorization: Bearer TOKEN` (surrounding
+    /// whitespace is trimmed). Keeps the token out of argv and the client's config file. Read
+    /// again when the remote refuses the token, so a rotated token needs no restart.
     #[arg(long, value_name = "PATH")]
     pub bearer_token_file: Option<PathBuf>,
     /// Time allowed to connect to the remote and for it to answer `initialize` (e.g. 30s).
@@ -76,6 +77,9 @@ pub struct ConnectConfig {
     pub transport: RemoteTransport,
     /// Headers for every request: `--header` values and the bearer token.
     pub headers: HeaderMap,
+    /// `--bearer-token-file`, re-read when the remote refuses the token (see
+    /// [`super::http::Credentials`]).
+    pub bearer_token_file: Option<std::path::PathBuf>,
     /// Connect and `initialize` timeout.
     pub timeout: Duration,
     /// Largest message in bytes, both directions.
@@ -141,6 +145,7 @@ impl ConnectConfig {
             url,
             transport,
             headers,
+            bearer_token_file: cli.bearer_token_file.clone(),
             timeout: cli.timeout,
             max_message_bytes: cli.max_message_bytes,
         })
@@ -173,7 +178,7 @@ fn parse_header(raw: &str) -> Result<(HeaderName, HeaderValue), String> {
 
 /// Reads the token file into an `Authorization: Bearer` value. Errors: unreadable, empty, more
 /// than one line, or characters a header cannot carry; the message never contains the token.
-fn read_bearer_token(path: &std::path::Path) -> Result<HeaderValue, String> {
+pub(crate) fn read_bearer_token(path: &std::path::Path) -> Result<HeaderValue, String> {
     let shown = path.display();
     let text =
         std::fs::read_to_string(path).map_err(|e| format!("--bearer-token-file {shown}: {e}"))?;

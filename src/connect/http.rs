@@ -11,6 +11,8 @@ use super::sse::{SseDecoder, SseError, SseEvent};
 use super::ConnectError;
 use bytes::BytesMut;
 use http::{HeaderMap, StatusCode};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::codec::Decoder;
 
@@ -86,19 +88,79 @@ impl Failure {
     }
 }
 
+/// The headers every request carries (`--header`, and the `Authorization` of
+/// `--bearer-token-file`), with the token file re-read when the remote refuses the token, so a
+/// rotated token is picked up without a restart. Cheap to clone; clones share the headers.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    current: Arc<Mutex<(HeaderMap, u64)>>,
+    token_file: Option<PathBuf>,
+}
+
+impl Credentials {
+    /// The headers of `config`, at version 0.
+    pub fn new(config: &ConnectConfig) -> Credentials {
+        Credentials {
+            current: Arc::new(Mutex::new((config.headers.clone(), 0))),
+            token_file: config.bearer_token_file.clone(),
+        }
+    }
+
+    /// The headers to send now, and their version (it grows with every change).
+    pub fn headers(&self) -> (HeaderMap, u64) {
+        self.current.lock().expect("credentials lock").clone()
+    }
+
+    /// The version of the headers sent now; read it before building a request, to pass to
+    /// [`Credentials::renewed_since`] if the request is refused.
+    pub fn version(&self) -> u64 {
+        self.current.lock().expect("credentials lock").1
+    }
+
+    /// Re-reads the token file after a refusal, for the next attempt of a connection that is
+    /// retried anyway (a GET stream, a reconnect).
+    pub fn renew(&self) {
+        let _ = self.renewed_since(u64::MAX);
+    }
+
+    /// Called after a 401 or 403 to a request sent with the headers of version `seen`:
+    /// re-reads `--bearer-token-file` (when there is one) and returns true when the headers
+    /// changed since `seen`, by this call or another, so the refused request is worth sending
+    /// once more. A file that cannot be read keeps the old token (logged).
+    pub fn renewed_since(&self, seen: u64) -> bool {
+        let mut current = self.current.lock().expect("credentials lock");
+        if let Some(path) = &self.token_file {
+            match super::cli::read_bearer_token(path) {
+                Ok(value) if current.0.get(http::header::AUTHORIZATION) != Some(&value) => {
+                    current.0.insert(http::header::AUTHORIZATION, value);
+                    current.1 += 1;
+                    tracing::info!(
+                        "the remote refused the token; --bearer-token-file holds a new one"
+                    );
+                }
+                Ok(_) => {}
+                Err(why) => tracing::warn!(%why, "the remote refused the token; keeping it"),
+            }
+        }
+        current.1 != seen
+    }
+}
+
 /// The reqwest client with the user's headers and the size bound.
 #[derive(Clone, Debug)]
 pub struct Http {
     client: reqwest::Client,
-    headers: HeaderMap,
+    /// The headers every request carries.
+    pub credentials: Credentials,
     /// Largest JSON body or SSE event accepted, in bytes.
     pub max_message_bytes: usize,
 }
 
 impl Http {
-    /// Builds the client from `config`: connect timeout, same-origin redirects, system CAs.
-    /// Errors: [`ConnectError::Runtime`] when the TLS backend cannot start.
-    pub fn new(config: &ConnectConfig) -> Result<Http, ConnectError> {
+    /// Builds the client from `config`, sending `credentials` on every request: connect
+    /// timeout, same-origin redirects, system CAs. Errors: [`ConnectError::Runtime`] when the
+    /// TLS backend cannot start.
+    pub fn new(config: &ConnectConfig, credentials: Credentials) -> Result<Http, ConnectError> {
         let redirects = reqwest::redirect::Policy::custom(|attempt| {
             let first = attempt.previous().first().map(|u| u.origin());
             if attempt.previous().len() > MAX_REDIRECTS {
@@ -117,16 +179,15 @@ impl Http {
             .map_err(|e| ConnectError::Runtime(format!("cannot build the HTTP client: {e}")))?;
         Ok(Http {
             client,
-            headers: config.headers.clone(),
+            credentials,
             max_message_bytes: config.max_message_bytes,
         })
     }
 
-    /// A request to `url` carrying the user's headers.
+    /// A request to `url` carrying the user's headers as they are now.
     pub fn request(&self, method: http::Method, url: reqwest::Url) -> reqwest::RequestBuilder {
-        self.client
-            .request(method, url)
-            .headers(self.headers.clone())
+        let (headers, _) = self.credentials.headers();
+        self.client.request(method, url).headers(headers)
     }
 
     /// Sends `request`. Returns the response for a 2xx status. Errors:
@@ -276,5 +337,45 @@ impl EventReader {
                 Err(e) => return Err(Failure::Unreachable(crate::probe::error_chain(&e))),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn a_refused_token_is_replaced_only_when_the_file_holds_a_new_one() {
+        let dir = std::env::temp_dir().join(format!("mcp-bridge-renew-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        std::fs::write(&file, "first\n").unwrap();
+        let cli = super::super::ConnectCli::try_parse_from([
+            "connect",
+            "http://h/",
+            "--bearer-token-file",
+            file.to_str().unwrap(),
+        ])
+        .unwrap();
+        let credentials = Credentials::new(&ConnectConfig::from_cli(&cli).unwrap());
+        let auth = |c: &Credentials| c.headers().0[http::header::AUTHORIZATION].clone();
+        assert_eq!(auth(&credentials), "Bearer first");
+        let seen = credentials.version();
+        assert!(!credentials.renewed_since(seen), "same token: nothing new");
+        std::fs::write(&file, "second\n").unwrap();
+        assert!(credentials.renewed_since(seen));
+        assert_eq!(auth(&credentials), "Bearer second");
+        // A second request refused with the old token sees the renewal too, without a re-read
+        // changing anything.
+        assert!(credentials.clone().renewed_since(seen));
+        let now = credentials.version();
+        std::fs::remove_file(&file).unwrap();
+        assert!(
+            !credentials.renewed_since(now),
+            "an unreadable file keeps the token"
+        );
+        assert_eq!(auth(&credentials), "Bearer second");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

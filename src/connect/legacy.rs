@@ -8,28 +8,42 @@ use super::channel::{Connection, Incoming, Outgoing, Pending, OUTBOX};
 use super::http::{self, BodyKind, EventReader, Failure, Http};
 use super::Context;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// The receiving half: the SSE stream.
 pub struct Receiver {
     reader: EventReader,
+    /// Cancelled by the sender when a POST got 404: the remote no longer knows the session.
+    lost: CancellationToken,
 }
 
 impl Receiver {
-    /// The next `message` event's data, or `None` at the end of the stream. Cancel safe.
+    /// The next `message` event's data, or `None` at the end of the stream. Errors: the
+    /// stream broke, or a POST found the session gone (so the connection is made anew). Cancel
+    /// safe.
     pub async fn next(&mut self) -> Result<Option<Vec<u8>>, Failure> {
-        while let Some(event) = self.reader.next().await? {
+        loop {
+            let event = tokio::select! {
+                event = self.reader.next() => event?,
+                _ = self.lost.cancelled() => {
+                    return Err(Failure::Protocol(
+                        "a POST got 404: the remote no longer knows the session".into(),
+                    ))
+                }
+            };
+            let Some(event) = event else { return Ok(None) };
             if event.is_message() {
                 return Ok(Some(event.data.into_bytes()));
             }
         }
-        Ok(None)
     }
 }
 
 /// Opens the SSE stream and reads the `endpoint` event. Errors: the GET failed, the answer is
 /// not an event stream, or its first event is not a same-origin `endpoint`.
 pub(super) async fn open(cx: &Context, pending: Pending) -> Result<Connection, Failure> {
-    let http = Http::new(&cx.config).map_err(|e| Failure::Unreachable(e.to_string()))?;
+    let http = Http::new(&cx.config, cx.credentials.clone())
+        .map_err(|e| Failure::Unreachable(e.to_string()))?;
     let url = cx.config.url.clone();
     let request = http
         .request(::http::Method::GET, url.clone())
@@ -61,39 +75,69 @@ pub(super) async fn open(cx: &Context, pending: Pending) -> Result<Connection, F
     }
     tracing::debug!(%endpoint, "HTTP+SSE endpoint");
     let (outbox, rx) = mpsc::channel(OUTBOX);
-    cx.tracker
-        .spawn(post_each(cx.clone(), http, endpoint, rx, pending));
+    let lost = CancellationToken::new();
+    let sender = Sender {
+        http,
+        endpoint,
+        pending,
+        lost: lost.clone(),
+    };
+    cx.tracker.spawn(post_each(cx.clone(), sender, rx));
     Ok(Connection {
         outbox,
-        incoming: Incoming::Sse(Box::new(Receiver { reader })),
+        incoming: Incoming::Sse(Box::new(Receiver { reader, lost })),
     })
 }
 
-/// POSTs the queued messages in order. A failed POST of a request answers it with an error.
-async fn post_each(
-    cx: Context,
+/// The sending half of one connection.
+struct Sender {
     http: Http,
+    /// Where messages are POSTed (from the `endpoint` event).
     endpoint: reqwest::Url,
-    mut rx: mpsc::Receiver<Outgoing>,
     pending: Pending,
-) {
+    /// Cancelled when a POST got 404 (see [`Receiver::next`]).
+    lost: CancellationToken,
+}
+
+/// POSTs the queued messages in order. A failed POST of a request answers it with an error. A
+/// refused token is read again from `--bearer-token-file` and the message sent once more; a
+/// 404 ends the connection, which is then made anew (and re-initialized).
+async fn post_each(cx: Context, sender: Sender, mut rx: mpsc::Receiver<Outgoing>) {
+    let post = |body: Vec<u8>| {
+        sender
+            .http
+            .request(::http::Method::POST, sender.endpoint.clone())
+            .header(::http::header::CONTENT_TYPE, "application/json")
+            .timeout(cx.config.timeout)
+            .body(body)
+    };
     loop {
         let message = tokio::select! {
             m = rx.recv() => match m { Some(m) => m, None => return },
             _ = cx.stop.cancelled() => return,
         };
-        let request = http
-            .request(::http::Method::POST, endpoint.clone())
-            .header(::http::header::CONTENT_TYPE, "application/json")
-            .timeout(cx.config.timeout)
-            .body(message.raw);
+        let seen = cx.credentials.version();
+        let send = async {
+            match Http::send(post(message.raw.clone())).await {
+                Err(f) if f.is_auth() && cx.credentials.renewed_since(seen) => {
+                    Http::send(post(message.raw)).await
+                }
+                other => other,
+            }
+        };
         let result = tokio::select! {
-            r = Http::send(request) => r.map(drop),
+            r = send => r.map(drop),
             _ = cx.stop.cancelled() => return,
         };
+        let gone = matches!(&result, Err(f) if f.status() == Some(::http::StatusCode::NOT_FOUND));
         if let Err(f) = &result {
             tracing::warn!(error = %f, "POST to the HTTP+SSE endpoint failed");
         }
-        super::channel::settle(&cx, &pending, message.id, message.ack, result).await;
+        // The failure is reported before the connection ends, so it is the one the waiting
+        // initialize sees.
+        super::channel::settle(&cx, &sender.pending, message.id, message.ack, result).await;
+        if gone {
+            sender.lost.cancel();
+        }
     }
 }

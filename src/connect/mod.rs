@@ -98,6 +98,8 @@ pub struct Context {
     pub tracker: TaskTracker,
     /// What the local client set up in the remote session, repeated in a replacement session.
     pub setup: restore::SessionSetup,
+    /// The headers every request carries, with the token re-read after a refusal.
+    pub credentials: http::Credentials,
 }
 
 /// Runs `connect` until stdin closes or a signal arrives. Returns `Ok` after a clean end (the
@@ -107,12 +109,14 @@ pub async fn run(config: ConnectConfig) -> Result<(), ConnectError> {
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
     let out = Stdout::spawn(tokio::io::stdout(), &tracker, stop.clone());
+    let credentials = http::Credentials::new(&config);
     let cx = Context {
         config,
         out,
         stop: stop.clone(),
         tracker: tracker.clone(),
         setup: restore::SessionSetup::default(),
+        credentials,
     };
     tracker.spawn(stop_on_signal(stop.clone()));
     let result = read_stdin(&cx).await;

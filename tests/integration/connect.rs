@@ -612,3 +612,80 @@ async fn a_redirect_to_another_origin_is_refused_and_credentials_never_reach_it(
     assert_eq!(out[0]["id"], 1, "{out:?}");
     assert!(other.accept().is_err(), "the other origin was contacted");
 }
+
+/// Writes `token` to the bridge's `--auth-token-file` and waits (at most 10 s) until SIGHUP
+/// has reloaded it.
+async fn rotate(bridge: &Bridge, file: &std::path::Path, token: &str) {
+    let reloads = || {
+        bridge
+            .logs()
+            .iter()
+            .filter(|l| l.contains("SIGHUP: reloaded"))
+            .count()
+    };
+    std::fs::write(file, format!("{token}\n")).unwrap();
+    let before = reloads();
+    signal(bridge.pid(), nix::sys::signal::Signal::SIGHUP);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while reloads() == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bridge never reloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_token_is_read_again_from_the_file_after_a_refusal() {
+    let dir = Scratch::new("connect-rotation");
+    let served = dir.file("served");
+    std::fs::write(&served, "token-one\n").unwrap();
+    let served_arg = served.display().to_string();
+    let mut bridge = Bridge::start(&["--auth-token-file", &served_arg], &echo_child(&[]));
+    bridge.wait_ready().await;
+    for path in ["/mcp", "/sse"] {
+        let name = path.trim_start_matches('/');
+        let ours = dir.file(name);
+        std::fs::write(&ours, "token-one\n").unwrap();
+        let url = format!("http://{}{path}", bridge.addr);
+        let mut connect =
+            Connect::start(&[&url, "--bearer-token-file", &ours.display().to_string()]);
+        connect.initialize().await;
+        let first = connect.call(1, "echo", json!({"message": "one"})).await;
+        assert_eq!(tool_text(&first), "one", "{path}: {first}");
+
+        // The remote moves to a new token while our file still holds the old one: an error for
+        // that call, and the session goes on.
+        let next = format!("token-two-{name}");
+        rotate(&bridge, &served, &next).await;
+        let refused = connect.call(2, "echo", json!({"message": "two"})).await;
+        let text = refused["error"]["message"].as_str().unwrap_or_default();
+        assert!(text.contains("401"), "{path}: {refused}");
+
+        // Our file gets the new token too: the next call is refused once, the file is read
+        // again and the call sent once more. The bridge ties a session to its token, so that
+        // meets 404: over Streamable HTTP connect recovers a session with the new token and the
+        // client notices nothing; over HTTP+SSE the call gets an error and the connection is
+        // made anew.
+        std::fs::write(&ours, format!("{next}\n")).unwrap();
+        let answer = connect.call(3, "echo", json!({"message": "three"})).await;
+        if path == "/sse" {
+            let text = answer["error"]["message"].as_str().unwrap_or_default();
+            assert!(text.contains("404"), "{path}: {answer}");
+            let answer = connect.call(4, "echo", json!({"message": "four"})).await;
+            assert_eq!(tool_text(&answer), "four", "{path}: {answer}");
+        } else {
+            assert_eq!(tool_text(&answer), "three", "{path}: {answer}");
+        }
+        let (status, stderr) = connect.finish(Duration::from_secs(5)).await;
+        assert_eq!(status.code(), Some(0), "{path}: {stderr}");
+        assert!(stderr.contains("holds a new one"), "{path}: {stderr}");
+        assert!(
+            !stderr.contains("token-one") && !stderr.contains(&next),
+            "{path}: the token is never printed: {stderr}"
+        );
+        rotate(&bridge, &served, "token-one").await;
+    }
+    bridge.terminate();
+}

@@ -52,16 +52,26 @@ impl Client {
         self.with_session(request, state)
     }
 
-    /// POSTs `body` in the current session. On a 404 for a session id, recovers and, when `resend`, POSTs once more in the new session; a message that
-    /// belonged to the old session only (a response, a cancellation) is not resent and gives
-    /// `Ok(None)`. Errors: the last failure.
+    /// POSTs `body` in the current session. On a 401 or 403 after which `--bearer-token-file`
+    /// holds a new token, POSTs once more with it. On a 404 for a session id, recovers and,
+    /// when `resend`, POSTs once more in the new session; a message that belonged to the old
+    /// session only (a response, a cancellation) is not resent and gives `Ok(None)`. Errors:
+    /// the last failure.
     async fn post_recovering(
         &self,
         body: Vec<u8>,
         resend: bool,
     ) -> Result<Option<reqwest::Response>, Failure> {
         let state = self.session();
-        match Http::send(self.post_request(body.clone(), &state)).await {
+        let credentials = &self.inner.http.credentials;
+        let seen = credentials.version();
+        let mut sent = Http::send(self.post_request(body.clone(), &state)).await;
+        // A rotated token: the refused message had no effect, so it is sent once more. (A
+        // remote that ties sessions to the token then answers 404, and recovery follows.)
+        if matches!(&sent, Err(f) if f.is_auth()) && credentials.renewed_since(seen) {
+            sent = Http::send(self.post_request(body.clone(), &state)).await;
+        }
+        match sent {
             Err(f) if f.status() == Some(::http::StatusCode::NOT_FOUND) && state.id.is_some() => {
                 let recovered = self.recover(state.generation).await;
                 recovered.map_err(|e| {

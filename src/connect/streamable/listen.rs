@@ -65,6 +65,9 @@ impl Client {
                     if f.status().is_some_and(|s| s.is_client_error()) {
                         last_id = None;
                     }
+                    if f.is_auth() {
+                        self.inner.http.credentials.renew();
+                    }
                     self.note_failure(&mut failures, &f)
                 }
                 Ok(()) => {}

@@ -101,7 +101,7 @@ impl Client {
     /// 400/404/405 when the transport is `auto`; [`StartError::Failed`] with exit-code kind
     /// otherwise (401/403 auth, no answer unreachable, a bad body protocol).
     pub async fn start(cx: &Context, message: Message, raw: Vec<u8>) -> Result<Client, StartError> {
-        let http = Http::new(&cx.config).map_err(StartError::Failed)?;
+        let http = Http::new(&cx.config, cx.credentials.clone()).map_err(StartError::Failed)?;
         let client = Client {
             inner: Arc::new(Inner {
                 cx: cx.clone(),
