@@ -120,33 +120,24 @@ mod tests {
     fn the_last_level_and_live_subscriptions_are_repeated_under_reserved_ids() {
         let setup = SessionSetup::default();
         assert!(setup.requests(1).is_empty());
-        observe(
-            &setup,
-            request(1, "logging/setLevel", json!({"level": "info"})),
-        );
-        observe(
-            &setup,
-            request(2, "resources/subscribe", json!({"uri": "a://x"})),
-        );
-        observe(
-            &setup,
-            request(3, "resources/subscribe", json!({"uri": "b://y"})),
-        );
-        observe(
-            &setup,
-            request(4, "resources/unsubscribe", json!({"uri": "a://x"})),
-        );
-        observe(
-            &setup,
-            request(5, "logging/setLevel", json!({"level": "error"})),
-        );
-        // Not requests, or nothing a session keeps: ignored.
+        let steps = [
+            ("logging/setLevel", json!({"level": "info"})),
+            ("resources/subscribe", json!({"uri": "a://x"})),
+            ("resources/subscribe", json!({"uri": "b://y"})),
+            ("resources/unsubscribe", json!({"uri": "a://x"})),
+            ("logging/setLevel", json!({"level": "error"})),
+            // Nothing a session keeps, or no URI: ignored.
+            ("resources/subscribe", json!({})),
+            ("tools/list", json!({})),
+        ];
+        for (id, (method, params)) in steps.into_iter().enumerate() {
+            observe(&setup, request(id as i64 + 1, method, params));
+        }
+        // A notification is not a request: ignored.
         observe(
             &setup,
             json!({"jsonrpc": "2.0", "method": "resources/subscribe", "params": {"uri": "c://z"}}),
         );
-        observe(&setup, request(6, "resources/subscribe", json!({})));
-        observe(&setup, request(7, "tools/list", json!({})));
         let replay: Vec<(RequestId, Value)> = setup
             .requests(3)
             .into_iter()
