@@ -45,6 +45,10 @@ impl Client {
                     tracing::info!(
                         "the remote offers no GET stream; server messages come only with responses"
                     );
+                    // Recovery then opens no stream ahead that nobody would read.
+                    self.inner
+                        .listening
+                        .store(false, std::sync::atomic::Ordering::SeqCst);
                     return;
                 }
                 Err(f)

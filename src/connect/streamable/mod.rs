@@ -86,7 +86,8 @@ struct Inner {
     init: Mutex<Option<Vec<u8>>>,
     /// Requests waiting for their response, by id; cancelling one abandons its POST.
     inflight: Mutex<HashMap<RequestId, CancellationToken>>,
-    /// True once the GET stream task runs.
+    /// True while the GET stream task runs (it ends on a 405; the next accepted
+    /// `notifications/initialized` starts it again).
     listening: AtomicBool,
     /// A GET stream recovery opened for the new session (by its id) before installing it, for
     /// the GET stream task to take over.
