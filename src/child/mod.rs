@@ -342,51 +342,56 @@ impl ChildControl {
     }
 
     /// Stops the child per the MCP stdio shutdown sequence (PROTOCOL.md section 1.3): close its
-    /// stdin, wait up to `step`, SIGTERM its process group, wait up to `step` for the group to
-    /// empty, SIGKILL the group. Returns how the child ended. Takes at most about `2 * step`
-    /// plus the final reap: a child that ignores both stdin EOF and SIGTERM is killed `2 * step`
-    /// after the call.
+    /// stdin, wait up to `step`, SIGTERM the child and its process group, wait up to `step` for
+    /// all of them to exit, SIGKILL what is left. Returns how the child ended. Takes at most
+    /// about `2 * step` plus the final reap, also for a child that ignores stdin EOF and
+    /// SIGTERM or left its process group.
     pub async fn stop(&self, step: Duration) -> ExitInfo {
         self.close_stdin.cancel();
         if let Ok(info) = tokio::time::timeout(step, self.exited()).await {
             // The child is gone; anything it started in its group gets the last step.
-            self.term_then_kill_group(step).await;
+            self.term_then_kill(step).await;
             return info;
         }
         tracing::info!(
             child.pid = self.pid,
             "child ignored stdin EOF, sending SIGTERM"
         );
-        self.term_then_kill_group(step).await;
-        if let Ok(info) = tokio::time::timeout(step, self.exited()).await {
-            return info;
-        }
-        // Only a child that left its own process group (setsid, setpgid) gets here.
-        tracing::warn!(
-            child.pid = self.pid,
-            "child left its process group, sending SIGKILL to it"
-        );
-        let _ = nix::sys::signal::kill(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
+        self.term_then_kill(step).await;
         self.exited().await
     }
 
-    /// SIGTERM to the child's process group, up to `step` for every member to exit, then
-    /// SIGKILL to whatever is left. Returns at once when the group is already empty.
-    async fn term_then_kill_group(&self, step: Duration) {
-        if !self.group_alive() {
+    /// SIGTERM to the child (unless it exited) and its process group, up to `step` for all of
+    /// them to exit, then SIGKILL to whatever is left. Returns at once when nothing is left.
+    async fn term_then_kill(&self, step: Duration) {
+        if !self.anything_alive() {
             return;
         }
-        self.signal_group(Signal::SIGTERM);
+        self.signal_all(Signal::SIGTERM);
         let deadline = tokio::time::Instant::now() + step;
-        while self.group_alive() && tokio::time::Instant::now() < deadline {
+        while self.anything_alive() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        if self.group_alive() {
+        if self.anything_alive() {
             tracing::warn!(
                 child.pid = self.pid,
                 "process group survived SIGTERM, sending SIGKILL"
             );
-            self.signal_group(Signal::SIGKILL);
+            self.signal_all(Signal::SIGKILL);
+        }
+    }
+
+    /// True while the child has not exited or any process of its group exists.
+    fn anything_alive(&self) -> bool {
+        self.exit.borrow().is_none() || self.group_alive()
+    }
+
+    /// Sends `sig` to the child's process group, and to the child itself while it has not
+    /// exited (it may have left the group).
+    fn signal_all(&self, sig: Signal) {
+        self.signal_group(sig);
+        if self.exit.borrow().is_none() {
+            let _ = nix::sys::signal::kill(Pid::from_raw(self.pid as i32), sig);
         }
     }
 

@@ -265,7 +265,7 @@ impl Actor {
         if let Some(id) = &inbound.response_to {
             self.pending.lock().expect("pending lock").remove(id);
         }
-        self.cx.out.send(inbound.bytes).await;
+        inbound.forward(&self.cx.out).await;
     }
 
     /// The connection ended: answers the waiting requests, then reconnects (until it works or
@@ -300,7 +300,7 @@ impl Actor {
                 Err(f) => {
                     failures += 1;
                     if f.is_auth() {
-                        self.cx.credentials.renew();
+                        self.cx.credentials.renew().await;
                     }
                     tracing::debug!(error = %f, attempt = failures, "reconnect failed");
                 }
@@ -345,7 +345,12 @@ impl Actor {
             )
             .await
             .unwrap_or_else(|_| Err(Failure::Unreachable("no answer within --timeout".into())));
+            let failed = answer.is_err();
             restored += usize::from(super::restore::report(&id, answer));
+            if failed {
+                // The connection itself failed: its reader reports that next.
+                break;
+            }
         }
         tracing::warn!(
             transport = self.kind.name(),

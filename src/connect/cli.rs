@@ -178,10 +178,23 @@ fn parse_header(raw: &str) -> Result<(HeaderName, HeaderValue), String> {
 
 /// Reads the token file into an `Authorization: Bearer` value. Errors: unreadable, empty, more
 /// than one line, or characters a header cannot carry; the message never contains the token.
-pub(crate) fn read_bearer_token(path: &std::path::Path) -> Result<HeaderValue, String> {
+fn read_bearer_token(path: &std::path::Path) -> Result<HeaderValue, String> {
+    bearer_token(path, std::fs::read_to_string(path))
+}
+
+/// Like [`read_bearer_token`], without blocking the runtime (the file is read again after a
+/// refusal, while the session runs).
+pub(crate) async fn reread_bearer_token(path: &std::path::Path) -> Result<HeaderValue, String> {
+    bearer_token(path, tokio::fs::read_to_string(path).await)
+}
+
+/// The `Authorization` value from the text of the token file at `path` (or why not).
+fn bearer_token(
+    path: &std::path::Path,
+    text: std::io::Result<String>,
+) -> Result<HeaderValue, String> {
     let shown = path.display();
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("--bearer-token-file {shown}: {e}"))?;
+    let text = text.map_err(|e| format!("--bearer-token-file {shown}: {e}"))?;
     let token = text.trim();
     if token.is_empty() || token.contains(['\n', '\r']) {
         return Err(format!(

@@ -119,18 +119,22 @@ impl Credentials {
 
     /// Re-reads the token file after a refusal, for the next attempt of a connection that is
     /// retried anyway (a GET stream, a reconnect).
-    pub fn renew(&self) {
-        let _ = self.renewed_since(u64::MAX);
+    pub async fn renew(&self) {
+        let _ = self.renewed_since(u64::MAX).await;
     }
 
     /// Called after a 401 or 403 to a request sent with the headers of version `seen`:
     /// re-reads `--bearer-token-file` (when there is one) and returns true when the headers
     /// changed since `seen`, by this call or another, so the refused request is worth sending
     /// once more. A file that cannot be read keeps the old token (logged).
-    pub fn renewed_since(&self, seen: u64) -> bool {
+    pub async fn renewed_since(&self, seen: u64) -> bool {
+        let read = match &self.token_file {
+            Some(path) => Some(super::cli::reread_bearer_token(path).await),
+            None => None,
+        };
         let mut current = self.current.lock().expect("credentials lock");
-        if let Some(path) = &self.token_file {
-            match super::cli::read_bearer_token(path) {
+        if let Some(read) = read {
+            match read {
                 Ok(value) if current.0.get(http::header::AUTHORIZATION) != Some(&value) => {
                     current.0.insert(http::header::AUTHORIZATION, value);
                     current.1 += 1;
@@ -345,8 +349,8 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    #[test]
-    fn a_refused_token_is_replaced_only_when_the_file_holds_a_new_one() {
+    #[tokio::test]
+    async fn a_refused_token_is_replaced_only_when_the_file_holds_a_new_one() {
         let dir = std::env::temp_dir().join(format!("mcp-bridge-renew-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("token");
@@ -362,17 +366,20 @@ mod tests {
         let auth = |c: &Credentials| c.headers().0[http::header::AUTHORIZATION].clone();
         assert_eq!(auth(&credentials), "Bearer first");
         let seen = credentials.version();
-        assert!(!credentials.renewed_since(seen), "same token: nothing new");
+        assert!(
+            !credentials.renewed_since(seen).await,
+            "same token: nothing new"
+        );
         std::fs::write(&file, "second\n").unwrap();
-        assert!(credentials.renewed_since(seen));
+        assert!(credentials.renewed_since(seen).await);
         assert_eq!(auth(&credentials), "Bearer second");
         // A second request refused with the old token sees the renewal too, without a re-read
         // changing anything.
-        assert!(credentials.clone().renewed_since(seen));
+        assert!(credentials.clone().renewed_since(seen).await);
         let now = credentials.version();
         std::fs::remove_file(&file).unwrap();
         assert!(
-            !credentials.renewed_since(now),
+            !credentials.renewed_since(now).await,
             "an unreadable file keeps the token"
         );
         assert_eq!(auth(&credentials), "Bearer second");

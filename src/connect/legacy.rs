@@ -23,7 +23,9 @@ impl Receiver {
     /// safe.
     pub async fn next(&mut self) -> Result<Option<Vec<u8>>, Failure> {
         loop {
+            // Biased: events already received are delivered before a lost session ends it.
             let event = tokio::select! {
+                biased;
                 event = self.reader.next() => event?,
                 _ = self.lost.cancelled() => {
                     return Err(Failure::Protocol(
@@ -119,7 +121,7 @@ async fn post_each(cx: Context, sender: Sender, mut rx: mpsc::Receiver<Outgoing>
         let seen = cx.credentials.version();
         let send = async {
             match Http::send(post(message.raw.clone())).await {
-                Err(f) if f.is_auth() && cx.credentials.renewed_since(seen) => {
+                Err(f) if f.is_auth() && cx.credentials.renewed_since(seen).await => {
                     Http::send(post(message.raw)).await
                 }
                 other => other,
@@ -137,7 +139,9 @@ async fn post_each(cx: Context, sender: Sender, mut rx: mpsc::Receiver<Outgoing>
         // initialize sees.
         super::channel::settle(&cx, &sender.pending, message.id, message.ack, result).await;
         if gone {
+            // The connection is made anew; what is still queued waits for its end.
             sender.lost.cancel();
+            return;
         }
     }
 }

@@ -263,6 +263,14 @@ async fn handle_message(
 ) -> Result<(), ConnectError> {
     let is_request = message.kind() == Ok(Kind::Request);
     let initialize = is_request && message.method() == "initialize";
+    if let Some(id) = message
+        .request_id()
+        .filter(|id| is_request && is_reserved(id))
+    {
+        let text = format!("mcp-bridge connect: request ids starting with {RESERVED_ID_PREFIX:?} are reserved for connect's own requests");
+        reply_error(cx, Some(id), jsonrpc::INVALID_REQUEST, &text).await;
+        return Ok(());
+    }
     if remote.is_some() {
         cx.setup.observe(&message, &raw);
     }
@@ -417,11 +425,24 @@ impl Inbound {
         }
     }
 
-    /// Sends the message to stdout unless it is the answer to `want` and `forward` is false;
-    /// returns its JSON when it is that answer.
+    /// Sends the message to stdout, unless it answers one of connect's own requests (a
+    /// reserved id, see [`is_reserved`]): such an answer arriving late is dropped.
+    pub async fn forward(self, out: &Stdout) {
+        match &self.response_to {
+            Some(id) if is_reserved(id) => {
+                tracing::debug!(rpc.id = %id, "dropped a late answer to connect's own request")
+            }
+            _ => {
+                out.send(self.bytes).await;
+            }
+        }
+    }
+
+    /// Forwards the message (see [`Inbound::forward`]) unless it is the answer to `want` and
+    /// `forward` is false; returns its JSON when it is that answer.
     pub async fn deliver(self, out: &Stdout, want: &RequestId, forward: bool) -> Option<Vec<u8>> {
         if self.response_to.as_ref() != Some(want) {
-            out.send(self.bytes).await;
+            self.forward(out).await;
             return None;
         }
         if forward {
@@ -439,9 +460,18 @@ pub(crate) fn is_success(answer: &[u8]) -> bool {
 /// `notifications/initialized`, sent after a repeated `initialize`.
 pub(crate) const INITIALIZED: &[u8] = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
 
+/// Prefix of the ids of connect's own requests (a repeated `initialize`, repeated setup):
+/// their answers never reach the local client, whose requests may not use it.
+pub(crate) const RESERVED_ID_PREFIX: &str = "mcp-bridge-connect-";
+
+/// True for an id of connect's own requests (see [`RESERVED_ID_PREFIX`]).
+pub(crate) fn is_reserved(id: &RequestId) -> bool {
+    matches!(id, RequestId::String(s) if s.starts_with(RESERVED_ID_PREFIX))
+}
+
 /// The reserved request id of the `n`th repeated `initialize`; its answer is never forwarded.
 pub(crate) fn reinit_id(n: u64) -> RequestId {
-    RequestId::String(format!("mcp-bridge-connect-reinit-{n}"))
+    RequestId::String(format!("{RESERVED_ID_PREFIX}reinit-{n}"))
 }
 
 impl Remote {

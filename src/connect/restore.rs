@@ -99,7 +99,10 @@ fn uri(message: &Message) -> Option<String> {
 /// The reserved id of the `k`th restoring request in new session `session`:
 /// `mcp-bridge-connect-restore-{session}-{k}`.
 pub fn restore_id(session: u64, k: u64) -> RequestId {
-    RequestId::String(format!("mcp-bridge-connect-restore-{session}-{k}"))
+    RequestId::String(format!(
+        "{}restore-{session}-{k}",
+        super::RESERVED_ID_PREFIX
+    ))
 }
 
 #[cfg(test)]

@@ -458,8 +458,10 @@ impl Router {
         let mut exit = Some(exit);
         let stop = self.options.stop.clone();
         loop {
+            // Biased, with `stop` last: at the end of shutdown the child's exit (and its last
+            // replies on stdout) are handled before the router stops.
             tokio::select! {
-                _ = stop.cancelled() => break,
+                biased;
                 cmd = rx.recv() => match cmd {
                     Some(Command::Attach(child)) => {
                         stdout = Some(child.stdout);
@@ -484,6 +486,7 @@ impl Router {
                         self.handle_exit(info);
                     }
                 }
+                _ = stop.cancelled() => break,
             }
             self.report_in_flight();
         }

@@ -457,6 +457,22 @@ async fn cancellation_passes_through_and_bad_lines_are_answered_without_ending_t
         .send_raw(r#"{"jsonrpc":"2.0","id":{"bad":1},"method":"x"}"#)
         .await;
     assert_eq!(connect.recv().await["error"]["code"], -32600);
+    // Ids of connect's own requests are not the client's to use (read raw: `recv` refuses them).
+    connect
+        .send(&tool_call(
+            json!("mcp-bridge-connect-mine"),
+            "echo",
+            json!({"message": "x"}),
+        ))
+        .await;
+    let line = tokio::time::timeout(Duration::from_secs(20), connect.stdout.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let reserved: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(reserved["error"]["code"], -32600, "{reserved}");
+    assert_eq!(reserved["id"], "mcp-bridge-connect-mine", "{reserved}");
 
     connect
         .send(&tool_call(json!(5), "sleep", json!({"ms": 10000})))

@@ -68,7 +68,7 @@ impl Client {
         let mut sent = Http::send(self.post_request(body.clone(), &state)).await;
         // A rotated token: the refused message had no effect, so it is sent once more. (A
         // remote that ties sessions to the token then answers 404, and recovery follows.)
-        if matches!(&sent, Err(f) if f.is_auth()) && credentials.renewed_since(seen) {
+        if matches!(&sent, Err(f) if f.is_auth()) && credentials.renewed_since(seen).await {
             sent = Http::send(self.post_request(body.clone(), &state)).await;
         }
         match sent {

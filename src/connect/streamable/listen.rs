@@ -23,6 +23,8 @@ impl Client {
         let mut generation = self.session().generation;
         let mut failures: u32 = 0;
         loop {
+            // Marked seen before the session is read: an install in between wakes the select.
+            generations.borrow_and_update();
             let state = self.session();
             if state.generation != generation {
                 generation = state.generation;
@@ -31,7 +33,6 @@ impl Client {
             }
             let mut retry = None;
             let mut got_events = false;
-            generations.borrow_and_update();
             let outcome = tokio::select! {
                 r = self.listen_once(&state, &mut last_id, &mut retry, &mut got_events) => r,
                 _ = generations.changed() => continue,
@@ -70,7 +71,7 @@ impl Client {
                         last_id = None;
                     }
                     if f.is_auth() {
-                        self.inner.http.credentials.renew();
+                        self.inner.http.credentials.renew().await;
                     }
                     self.note_failure(&mut failures, &f)
                 }
@@ -127,7 +128,7 @@ impl Client {
             *retry = event.retry.or(*retry);
             if event.is_message() {
                 if let Some(inbound) = Inbound::parse(event.data.into_bytes()) {
-                    self.inner.cx.out.send(inbound.bytes).await;
+                    inbound.forward(&self.inner.cx.out).await;
                 }
             }
         }

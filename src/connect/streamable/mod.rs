@@ -274,6 +274,7 @@ impl Client {
 
     /// Makes `state` the current session under the next generation and announces it.
     fn install(&self, mut state: SessionState) {
+        self.drop_handover_except(state.id.as_ref());
         let mut current = self.inner.session.lock().expect("session lock");
         state.generation = current.generation + 1;
         let generation = state.generation;
@@ -288,16 +289,27 @@ impl Client {
     /// caller's recovery included).
     async fn recover(&self, seen: u64) -> Result<(), Failure> {
         let timeout = self.inner.cx.config.timeout;
-        tokio::time::timeout(timeout, self.recover_unbounded(seen))
+        let deadline = tokio::time::Instant::now() + timeout;
+        let result = tokio::time::timeout_at(deadline, self.recover_unbounded(seen, deadline))
             .await
             .unwrap_or_else(|_| {
                 Err(Failure::Unreachable(format!(
                     "no answer within {timeout:?}"
                 )))
-            })
+            });
+        if result.is_err() {
+            self.drop_handover_except(self.session().id.as_ref());
+        }
+        result
     }
 
-    async fn recover_unbounded(&self, seen: u64) -> Result<(), Failure> {
+    /// The recovery itself; its optional steps (the stream opened ahead, the repeated setup)
+    /// keep within shares of the time left before `deadline`, so they cannot fail it.
+    async fn recover_unbounded(
+        &self,
+        seen: u64,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), Failure> {
         let _one_at_a_time = self.inner.recovery.lock().await;
         if self.session().generation != seen {
             return Ok(());
@@ -320,8 +332,10 @@ impl Client {
         }
         let initialized = super::INITIALIZED.to_vec();
         Http::send(self.post_request(initialized, &state)).await?;
-        self.open_stream_ahead(&state).await;
-        let restored = self.restore_setup(&state, n).await;
+        let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
+        self.open_stream_ahead(&state, (left() / 4).min(OPEN_AHEAD_WAIT))
+            .await;
+        let restored = self.restore_setup(&state, n, left() / 2).await;
         self.install(state);
         tracing::warn!(
             reinit = n,
@@ -336,13 +350,12 @@ impl Client {
     /// so a server message for the new session (such as the update of a resource just
     /// subscribed again) cannot arrive before there is a stream to carry it. Best effort: a
     /// refusal or failure leaves the task to open the stream itself.
-    async fn open_stream_ahead(&self, state: &SessionState) {
+    async fn open_stream_ahead(&self, state: &SessionState, wait: std::time::Duration) {
         let Some(id) = state.id.clone() else { return };
         if !self.inner.listening.load(Ordering::SeqCst) {
             return;
         }
-        let opened =
-            tokio::time::timeout(OPEN_AHEAD_WAIT, Http::send(self.get_request(state, None)));
+        let opened = tokio::time::timeout(wait, Http::send(self.get_request(state, None)));
         match opened
             .await
             .unwrap_or_else(|_| Err(Failure::Unreachable("no headers yet".into())))
@@ -357,26 +370,54 @@ impl Client {
         }
     }
 
-    /// The GET stream [`Client::open_stream_ahead`] opened for the session `state`, if any;
-    /// one opened for another session is dropped.
+    /// The GET stream [`Client::open_stream_ahead`] opened for the session `state`, if any.
+    /// One opened for another session stays (it may be for the session being installed).
     fn take_handover(&self, state: &SessionState) -> Option<reqwest::Response> {
-        let (id, response) = self.inner.handover.lock().expect("handover lock").take()?;
-        (state.id.as_ref() == Some(&id)).then_some(response)
+        let mut handover = self.inner.handover.lock().expect("handover lock");
+        match handover.as_ref() {
+            Some((id, _)) if state.id.as_ref() == Some(id) => handover.take().map(|(_, r)| r),
+            _ => None,
+        }
+    }
+
+    /// Drops a stream opened ahead for any session but `keep` (a failed recovery's, or a
+    /// replaced session's), closing its connection.
+    fn drop_handover_except(&self, keep: Option<&HeaderValue>) {
+        let mut handover = self.inner.handover.lock().expect("handover lock");
+        if handover.as_ref().is_some_and(|(id, _)| Some(id) != keep) {
+            *handover = None;
+        }
     }
 
     /// Repeats the local client's setup (see [`super::restore`]) in the new session `state`,
-    /// one request at a time, before any other request uses it. A refusal or failure is logged
-    /// and the rest go on: the session works without them. Returns how many were accepted.
-    async fn restore_setup(&self, state: &SessionState, n: u64) -> usize {
+    /// one request at a time, before any other request uses it, within `budget` in all. A
+    /// refusal is logged and the rest go on; a failed exchange (or the budget running out)
+    /// ends the attempt: the session works without them. Returns how many were accepted.
+    async fn restore_setup(
+        &self,
+        state: &SessionState,
+        n: u64,
+        budget: std::time::Duration,
+    ) -> usize {
         let mut restored = 0;
-        for (id, raw) in self.inner.cx.setup.requests(n) {
-            let answer = async {
-                let response = Http::send(self.post_request(raw, state)).await?;
-                self.deliver(response, &id, false)
-                    .await?
-                    .ok_or_else(|| Failure::Protocol("the answer was empty".into()))
-            };
-            restored += usize::from(super::restore::report(&id, answer.await));
+        let all = async {
+            for (id, raw) in self.inner.cx.setup.requests(n) {
+                let answer = async {
+                    let response = Http::send(self.post_request(raw, state)).await?;
+                    self.deliver(response, &id, false).await?.ok_or_else(|| {
+                        Failure::Protocol("the answer did not come with the POST".into())
+                    })
+                };
+                let answer = answer.await;
+                let failed = answer.is_err();
+                restored += usize::from(super::restore::report(&id, answer));
+                if failed {
+                    return;
+                }
+            }
+        };
+        if tokio::time::timeout(budget, all).await.is_err() {
+            tracing::warn!("repeating the client's setup in the new session took too long; going on without the rest");
         }
         restored
     }
