@@ -458,10 +458,7 @@ impl Router {
         let mut exit = Some(exit);
         let stop = self.options.stop.clone();
         loop {
-            // Biased, with `stop` last: at the end of shutdown the child's exit (and its last
-            // replies on stdout) are handled before the router stops.
             tokio::select! {
-                biased;
                 cmd = rx.recv() => match cmd {
                     Some(Command::Attach(child)) => {
                         stdout = Some(child.stdout);
@@ -486,7 +483,9 @@ impl Router {
                         self.handle_exit(info);
                     }
                 }
-                _ = stop.cancelled() => break,
+                // Only once the child's exit was handled, so its last replies on stdout are
+                // delivered first (`stop` comes after the children were stopped).
+                _ = stop.cancelled(), if exit.is_none() => break,
             }
             self.report_in_flight();
         }
