@@ -106,13 +106,13 @@ impl Credentials {
         }
     }
 
-    /// The headers to send now, and their version (it grows with every change).
-    pub fn headers(&self) -> (HeaderMap, u64) {
-        self.current.lock().expect("credentials lock").clone()
+    /// The headers to send now.
+    pub fn headers(&self) -> HeaderMap {
+        self.current.lock().expect("credentials lock").0.clone()
     }
 
-    /// The version of the headers sent now; read it before building a request, to pass to
-    /// [`Credentials::renewed_since`] if the request is refused.
+    /// The version of the headers sent now (it grows with every change); read it before
+    /// building a request, to pass to [`Credentials::renewed_since`] if it is refused.
     pub fn version(&self) -> u64 {
         self.current.lock().expect("credentials lock").1
     }
@@ -190,8 +190,9 @@ impl Http {
 
     /// A request to `url` carrying the user's headers as they are now.
     pub fn request(&self, method: http::Method, url: reqwest::Url) -> reqwest::RequestBuilder {
-        let (headers, _) = self.credentials.headers();
-        self.client.request(method, url).headers(headers)
+        self.client
+            .request(method, url)
+            .headers(self.credentials.headers())
     }
 
     /// Sends `request`. Returns the response for a 2xx status. Errors:
@@ -363,7 +364,7 @@ mod tests {
         ])
         .unwrap();
         let credentials = Credentials::new(&ConnectConfig::from_cli(&cli).unwrap());
-        let auth = |c: &Credentials| c.headers().0[http::header::AUTHORIZATION].clone();
+        let auth = |c: &Credentials| c.headers()[http::header::AUTHORIZATION].clone();
         assert_eq!(auth(&credentials), "Bearer first");
         let seen = credentials.version();
         assert!(

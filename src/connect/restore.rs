@@ -37,15 +37,17 @@ impl SessionSetup {
         if message.kind() != Ok(Kind::Request) {
             return;
         }
-        let mut setup = self.inner.lock().expect("setup lock");
+        // The lock is taken only for these few methods, not for every forwarded message.
+        let setup = || self.inner.lock().expect("setup lock");
         match message.method() {
-            "initialize" => *setup = Setup::default(),
-            "logging/setLevel" => setup.level = Some(raw.to_vec()),
+            "initialize" => *setup() = Setup::default(),
+            "logging/setLevel" => setup().level = Some(raw.to_vec()),
             method @ ("resources/subscribe" | "resources/unsubscribe") => {
                 let Some(uri) = uri(message) else { return };
+                let subscriptions = &mut setup().subscriptions;
                 match method == "resources/subscribe" {
-                    true => setup.subscriptions.insert(uri, raw.to_vec()),
-                    false => setup.subscriptions.remove(&uri),
+                    true => subscriptions.insert(uri, raw.to_vec()),
+                    false => subscriptions.remove(&uri),
                 };
             }
             _ => {}

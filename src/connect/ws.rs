@@ -50,7 +50,7 @@ pub(super) async fn open(cx: &Context, pending: Pending) -> Result<Connection, F
         .as_str()
         .into_client_request()
         .map_err(|e| Failure::Protocol(format!("bad WebSocket URL: {e}")))?;
-    request.headers_mut().extend(cx.credentials.headers().0);
+    request.headers_mut().extend(cx.credentials.headers());
     request.headers_mut().insert(
         ::http::header::SEC_WEBSOCKET_PROTOCOL,
         ::http::HeaderValue::from_static("mcp"),
